@@ -1,3 +1,5 @@
+import { describeOwner, type LockOwner } from './owner.js'
+
 /**
  * Every error exitguard throws on purpose is an `ExitguardError` with a `code`
  * (Node's style: `ELOCKED`, `ERR_INVALID_ARG_VALUE`, ...) and, when a file is
@@ -41,4 +43,47 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value)
   if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`
   return `${typeof value} ${String(value)}`
+}
+
+/**
+ * The lock is held by a live process (or one on another host). `owner` says who;
+ * the message says who, since when, and what to do.
+ *
+ * @example
+ * catch (err) { if (err instanceof LockHeldError) console.error(`port ${err.owner.data}`) }
+ */
+export class LockHeldError extends ExitguardError {
+  declare readonly path: string
+  readonly owner: LockOwner
+
+  constructor(path: string, owner: LockOwner, options: { code?: string; message?: string; foreign?: boolean } = {}) {
+    super(options.code ?? 'ELOCKED', options.message ?? heldMessage(path, owner, options.foreign ?? false), { path })
+    this.owner = owner
+  }
+}
+
+/** Waiting for a lock ran out (`ETIMEDOUT`); `owner` is who still held it. */
+export class LockTimeoutError extends LockHeldError {
+  constructor(path: string, owner: LockOwner, waitedMs: number) {
+    super(path, owner, {
+      code: 'ETIMEDOUT',
+      message: `Gave up after waiting ${waitedMs} ms for the lock ${path}: still held by ${describeOwner(owner)}.`,
+    })
+  }
+}
+
+/** A held lock was removed or replaced by someone else (`ECOMPROMISED`): mutual exclusion is lost. */
+export class LockCompromisedError extends ExitguardError {
+  declare readonly path: string
+  constructor(path: string, cause: string) {
+    super('ECOMPROMISED', `The lock ${path} was lost while held: ${cause}. Another process may now hold it too.`, { path })
+  }
+}
+
+function heldMessage(path: string, owner: LockOwner, foreign: boolean): string {
+  const who = describeOwner(owner)
+  if (foreign) {
+    return `The lock ${path} is held by ${who}. That host can't be checked from here; if the process there is gone, remove ${path} by hand.`
+  }
+  return `The lock ${path} is held by ${who}. Wait for it to finish or stop it (kill ${owner.pid}); if it dies, the next run takes the lock over by itself.`
 }

@@ -1,0 +1,166 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { hostname as osHostname } from 'node:os'
+
+/** Who a process is, in a form that survives PID reuse and reboots. */
+export interface ProcessIdentity {
+  pid: number
+  hostname: string
+  /** The process start time as the OS reports it (Linux: `/proc/<pid>/stat` field 22, clock ticks since boot). */
+  startTime: string | null
+  /** Linux: `/proc/sys/kernel/random/boot_id`; null where the OS has none we can read. */
+  bootId: string | null
+}
+
+/** The verdict on a recorded owner. `alive` also covers "cannot prove it dead" (fail closed). */
+export interface OwnerVerdict {
+  alive: boolean
+  /** For people: why, e.g. "no process has PID 4242" or "held on another host (web-2)". */
+  reason: string
+  /** True when the owner is on another host, so it can't be judged here. */
+  foreign: boolean
+}
+
+let self: ProcessIdentity | undefined
+
+/** This process's identity, read once. */
+export function selfIdentity(): ProcessIdentity {
+  // Checked against process.pid each time: a heap snapshot restored elsewhere must not claim our identity.
+  if (self?.pid !== process.pid) {
+    self = { pid: process.pid, hostname: osHostname(), startTime: readStartTime(process.pid), bootId: readBootId() }
+  }
+  return self
+}
+
+/** What a lock records about its holder: identity plus what a person needs to know. */
+export interface LockOwner extends ProcessIdentity {
+  /** ISO time the lock was taken. */
+  createdAt: string
+  /** The holder's command line, shortened, for messages. */
+  command: string
+  /** The `data` option of the holder (e.g. its port), or null. */
+  data: unknown
+  /** Unique per acquisition: tells two records of the same process apart. */
+  token: string
+}
+
+/** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */
+export function describeOwner(owner: Pick<LockOwner, 'pid' | 'hostname' | 'command'> & { createdAt: string | null }): string {
+  const command = owner.command ? ` (${owner.command})` : ''
+  const since = owner.createdAt ? ` since ${owner.createdAt}${ago(owner.createdAt)}` : ''
+  return `PID ${owner.pid}${command} on host ${owner.hostname}${since}`
+}
+
+function ago(iso: string): string {
+  const ms = Date.now() - Date.parse(iso)
+  if (!Number.isFinite(ms) || ms < 0) return ''
+  if (ms < 60_000) return ` (${Math.round(ms / 1000)} s ago)`
+  if (ms < 3_600_000) return ` (${Math.round(ms / 60_000)} min ago)`
+  return ` (${(ms / 3_600_000).toFixed(1)} h ago)`
+}
+
+let bootIdCache: string | null | undefined
+
+/** The boot identifier, or null where the OS has none. */
+export function readBootId(): string | null {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null
+    } catch {
+      bootIdCache = process.platform === 'darwin' ? darwinBootTime() : null
+    }
+  }
+  return bootIdCache
+}
+
+/**
+ * The start time the OS reports for `pid`, or null if no such process exists or
+ * the OS won't tell. Two processes that share a PID never share a start time.
+ */
+export function readStartTime(pid: number): string | null {
+  if (process.platform === 'linux') {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+      // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return fields[19] ?? null // field 22 overall
+    } catch {
+      return null
+    }
+  }
+  if (process.platform === 'darwin') {
+    try {
+      return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+    } catch {
+      return null
+    }
+  }
+  return null
+}
+
+/** Milliseconds since the epoch when `pid` started, where the OS tells (Linux), else null. */
+export function readStartedAt(pid: number): number | null {
+  const ticks = readStartTime(pid)
+  const bootTime = readBootTime()
+  if (ticks === null || bootTime === null || process.platform !== 'linux') return null
+  // USER_HZ, the unit of field 22, is 100 on every Linux architecture Node runs on.
+  return bootTime + Number(ticks) * 10
+}
+
+let bootTimeCache: number | null | undefined
+
+/** Milliseconds since the epoch when the machine booted (Linux `btime`), else null. */
+export function readBootTime(): number | null {
+  if (bootTimeCache === undefined) {
+    try {
+      const match = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))
+      bootTimeCache = match ? Number(match[1]) * 1000 : null
+    } catch {
+      bootTimeCache = null
+    }
+  }
+  return bootTimeCache
+}
+
+/** `kill(pid, 0)`: ESRCH means no such process; EPERM means it exists under another user. */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+}
+
+/**
+ * Judges a recorded owner. Dead only with proof: same host and either the PID
+ * is gone, the PID now belongs to a process with another start time, or the
+ * machine has rebooted since. Another host, or anything unknown: alive.
+ */
+export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
+  const me = selfIdentity()
+  if (owner.hostname !== me.hostname) {
+    return { alive: true, foreign: true, reason: `held on another host (${owner.hostname}); it cannot be checked from ${me.hostname}` }
+  }
+  if (owner.bootId && me.bootId && owner.bootId !== me.bootId) {
+    return { alive: false, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
+  }
+  if (!pidExists(owner.pid)) {
+    return { alive: false, foreign: false, reason: `no process has PID ${owner.pid}` }
+  }
+  if (owner.startTime !== null) {
+    const now = readStartTime(owner.pid)
+    if (now !== null && now !== owner.startTime) {
+      return { alive: false, foreign: false, reason: `PID ${owner.pid} now belongs to another process (PID reused)` }
+    }
+  }
+  return { alive: true, foreign: false, reason: `PID ${owner.pid} is running` }
+}
+
+function darwinBootTime(): string | null {
+  try {
+    return execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+  } catch {
+    return null
+  }
+}
