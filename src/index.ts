@@ -10,3 +10,15 @@ export {
   type RegisteredHandler,
   type ExitOptions,
 } from './registry.js'
+export { LockHeldError, LockTimeoutError, LockCompromisedError } from './errors.js'
+export { describeOwner, type LockOwner, type ProcessIdentity } from './owner.js'
+export {
+  acquirePidLock,
+  acquirePidLockSync,
+  readPidLock,
+  reapPidLock,
+  PidLock,
+  type PidLockOptions,
+  type PidLockAsyncOptions,
+  type PidLockStatus,
+} from './pid-lock.js'

@@ -1,0 +1,485 @@
+import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
+import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
+import { checkData, formatRecord, fsError, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
+import type { LockOwner } from './owner.js'
+import { onExit, type Registration } from './registry.js'
+
+/** Options of `acquirePidLock` and `acquirePidLockSync`. */
+export interface PidLockOptions {
+  /** Milliseconds to wait for a held lock; 0 (the default) fails at once; `Infinity` waits for ever. */
+  wait?: number
+  /** Stored in the owner record (JSON, at most 4 KiB), e.g. a port, so a second instance can find the first. */
+  data?: unknown
+  /** Called (never thrown) if the lock file is removed or replaced while held. Default: a warning on stderr. */
+  onCompromised?: (err: LockCompromisedError) => void
+  /** Write the bare PID alone, for tools that read the whole file. Stale detection then uses the file's mtime. */
+  pidOnly?: boolean
+  /** How old an unreadable lock file (empty, garbage) must be before it counts as stale. Default 5000 ms. */
+  unreadableGrace?: number
+  /** How often a held lock checks that its file is still its own. Default 1000 ms; 0 turns it off. */
+  checkInterval?: number
+  /** The command shown to a second instance; defaults to this process's command line. */
+  command?: string
+}
+
+/** Options of the async face: the sync ones plus an AbortSignal for the wait. */
+export interface PidLockAsyncOptions extends PidLockOptions {
+  /** Aborts the wait; the promise rejects with `signal.reason`. */
+  signal?: AbortSignal
+}
+
+/** What `readPidLock` reports. */
+export interface PidLockStatus {
+  state: 'free' | 'held' | 'stale'
+  /** The holder's record, when there is a lock file. */
+  owner?: LockOwner
+  /** Why it is held or stale, for people: "PID 4242 is running", "no process has PID 4242". */
+  reason?: string
+  /** The holder is on another host and could not be checked. */
+  foreign?: boolean
+}
+
+const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
+/** A waiter re-checks this often whether the holder died (a kill -9 sends no file event). */
+const POLL_MS = 10
+
+/**
+ * A held PID lock. Release it with `release()` or `using`; otherwise it is
+ * released when the process exits (any exit but SIGKILL, after which the next
+ * run takes it over).
+ */
+export class PidLock implements Disposable {
+  /** Absolute path of the lock file. */
+  readonly path: string
+  /** This process's record, as written in the lock file. */
+  readonly owner: LockOwner
+  /** The dead holder's record when a stale lock was taken over, else null. */
+  readonly tookOverFrom: LockOwner | null
+  #released = false
+  #compromised: LockCompromisedError | null = null
+  readonly #fd: number
+  readonly #ino: number
+  readonly #dev: number
+  readonly #registration: Registration
+  readonly #onCompromised: (err: LockCompromisedError) => void
+
+  /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
+  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+    this.path = path
+    this.owner = owner
+    this.tookOverFrom = tookOverFrom
+    // The open descriptor pins the inode: while we hold it, no new file can get its number.
+    this.#fd = file.fd
+    this.#ino = file.ino
+    this.#dev = file.dev
+    this.#onCompromised = options.onCompromised ?? warnCompromised
+    this.#registration = onExit(() => this.#release(true))
+    this.#registration.label = `pid lock ${path}`
+    if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
+  }
+
+  /** True once released (or found lost and then released). */
+  get released(): boolean {
+    return this.#released
+  }
+
+  /** The error reported when the lock was lost while held, else null. */
+  get compromised(): LockCompromisedError | null {
+    return this.#compromised
+  }
+
+  /**
+   * Deletes the lock file if it is still ours and unregisters the exit
+   * callback. Idempotent. A lock file removed or replaced meanwhile is left
+   * alone and reported through `onCompromised`.
+   */
+  release(): void {
+    this.#release(false)
+  }
+
+  [Symbol.dispose](): void {
+    this.#release(false)
+  }
+
+  /** @internal Checks the file is still ours; reports once if not. */
+  check(): boolean {
+    if (this.#released || this.#compromised) return false
+    const lost = this.#lostBecause()
+    if (lost) this.#compromise(lost)
+    return !lost
+  }
+
+  #lostBecause(): string | null {
+    try {
+      const stats = lstatSync(this.path)
+      return stats.ino === this.#ino && stats.dev === this.#dev ? null : 'the lock file was replaced by another file'
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'the lock file was deleted'
+      return `the lock file could not be checked (${(err as Error).message})`
+    }
+  }
+
+  #compromise(cause: string): void {
+    this.#compromised = new LockCompromisedError(this.path, cause)
+    try {
+      this.#onCompromised(this.#compromised)
+    } catch (err) {
+      warn(`exitguard: onCompromised for ${this.path} threw: ${(err as Error)?.stack ?? String(err)}`)
+    }
+  }
+
+  #release(atExit: boolean): void {
+    if (this.#released) return
+    this.#released = true
+    watchdog.delete(this)
+    if (!atExit) this.#registration.unregister()
+    try {
+      const lost = this.#compromised ? null : this.#lostBecause()
+      if (lost) this.#compromise(lost)
+      // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
+      else if (!this.#compromised) unlinkSync(this.path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        const error = fsError(err, this.path, 'remove the lock file')
+        if (!atExit) throw error
+        warn(`exitguard: ${error.message}`)
+      }
+    } finally {
+      closeSync(this.#fd)
+    }
+  }
+}
+
+/**
+ * Takes the PID lock at `path`, or throws `LockHeldError` (`ELOCKED`) naming
+ * the holder. A lock left by a dead process (kill -9, crash, reboot) is taken
+ * over at once. With `wait`, polls every 10 ms (the sync face cannot watch files).
+ *
+ * @example
+ * using lock = acquirePidLockSync('/tmp/nightly-export.pid')
+ * // only one export runs; the lock goes when this scope or the process ends
+ */
+export function acquirePidLockSync(path: string, options: PidLockOptions = {}): PidLock {
+  if ((options as PidLockAsyncOptions).signal !== undefined) {
+    throw new ExitguardError('ESYNC', 'acquirePidLockSync cannot honour an AbortSignal; use acquirePidLock for an abortable wait.')
+  }
+  const opts = validate(path, options)
+  const attempt = new Attempt(opts.path, opts)
+  const started = Date.now()
+  try {
+    for (;;) {
+      const result = attempt.try()
+      if (result instanceof PidLock) return result
+      const left = opts.wait - (Date.now() - started)
+      if (left <= 0) throw heldError(opts, result, started)
+      sleepSync(Math.min(POLL_MS, left))
+    }
+  } finally {
+    attempt.close()
+  }
+}
+
+/**
+ * Takes the PID lock at `path`; the async face. With `wait`, wakes within a
+ * few ms of the holder's release (it watches the directory) or death, and
+ * honours `signal`.
+ *
+ * @example
+ * const lock = await acquirePidLock('/run/user/1000/app.pid', { wait: 5000, data: { port: 8080 } })
+ * try { await serve() } finally { lock.release() }
+ */
+export async function acquirePidLock(path: string, options: PidLockAsyncOptions = {}): Promise<PidLock> {
+  const opts = validate(path, options)
+  const { signal } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+  signal?.throwIfAborted()
+  const attempt = new Attempt(opts.path, opts)
+  const started = Date.now()
+  let watcher: FSWatcher | null = null
+  try {
+    let result = attempt.try()
+    if (result instanceof PidLock || opts.wait <= 0) {
+      if (result instanceof PidLock) return result
+      throw heldError(opts, result, started)
+    }
+    let wake: (() => void) | null = null
+    const base = basename(opts.path)
+    try {
+      // Wakes us the moment the lock file goes away; the poll below covers a holder's death.
+      watcher = watch(dirname(opts.path), { persistent: false }, (_event, name) => {
+        if (name === null || name === base) wake?.()
+      })
+      watcher.on('error', () => {})
+    } catch {
+      watcher = null // no inotify here (e.g. some network file systems): the poll alone serves
+    }
+    while (!(result instanceof PidLock)) {
+      const left = opts.wait - (Date.now() - started)
+      if (left <= 0) throw heldError(opts, result, started)
+      await new Promise<void>((resolveWait, rejectWait) => {
+        const done = () => {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+          wake = null
+        }
+        const onAbort = () => (done(), rejectWait(signal!.reason))
+        const timer = setTimeout(() => (done(), resolveWait()), Math.min(POLL_MS, left))
+        wake = () => (done(), resolveWait())
+        signal?.addEventListener('abort', onAbort, { once: true })
+      })
+      result = attempt.try()
+    }
+    return result
+  } finally {
+    watcher?.close()
+    attempt.close()
+  }
+}
+
+/**
+ * Reports who holds the lock at `path` without taking anything: `free`, `held`
+ * (with the owner) or `stale` (the owner is provably dead; the next acquire takes it over).
+ *
+ * @example
+ * const { state, owner } = readPidLock('/tmp/app.pid')
+ * if (state === 'held') console.log(`running as PID ${owner!.pid}, port ${owner!.data}`)
+ */
+export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): PidLockStatus {
+  const opts = validate(path, options)
+  const snapshot = readSnapshot(opts.path)
+  if (!snapshot) return { state: 'free' }
+  const verdict = judgeSnapshot(snapshot, opts.unreadableGrace)
+  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign }
+}
+
+/**
+ * Removes the lock file at `path` if, and only if, its holder is provably
+ * dead, with the same race-free protocol as a takeover. Returns whether it
+ * removed it. For reaping leftovers; never touches a live or foreign lock.
+ *
+ * @example
+ * if (reapPidLock('/tmp/app.pid')) console.log('removed a lock left by a crashed run')
+ */
+export function reapPidLock(path: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): boolean {
+  const opts = validate(path, { ...options, pidOnly: true })
+  const attempt = new Attempt(opts.path, opts)
+  try {
+    return attempt.reap()
+  } finally {
+    attempt.close()
+  }
+}
+
+type Validated = typeof defaults & PidLockOptions & { path: string }
+
+function validate(path: string, options: PidLockOptions): Validated {
+  if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
+  if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
+  if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
+  const opts: Validated = {
+    ...options,
+    path: resolve(path),
+    wait: options.wait ?? defaults.wait,
+    pidOnly: options.pidOnly ?? defaults.pidOnly,
+    unreadableGrace: options.unreadableGrace ?? defaults.unreadableGrace,
+    checkInterval: options.checkInterval ?? defaults.checkInterval,
+  }
+  if (typeof opts.wait !== 'number' || !(opts.wait >= 0)) throw invalidArgValue('wait', opts.wait, 'must be a number of milliseconds >= 0 (or Infinity)')
+  for (const name of ['unreadableGrace', 'checkInterval'] as const) {
+    if (typeof opts[name] !== 'number' || !(opts[name] >= 0) || !Number.isFinite(opts[name])) {
+      throw invalidArgValue(name, opts[name], 'must be a finite number of milliseconds >= 0')
+    }
+  }
+  if (opts.onCompromised !== undefined && typeof opts.onCompromised !== 'function') throw invalidArgType('onCompromised', 'a function', opts.onCompromised)
+  if (opts.command !== undefined && typeof opts.command !== 'string') throw invalidArgType('command', 'a string', opts.command)
+  checkData(opts.data)
+  return opts
+}
+
+function heldError(opts: Validated, held: Held, started: number): LockHeldError {
+  if (opts.wait > 0) return new LockTimeoutError(opts.path, held.snapshot.owner, Date.now() - started)
+  return new LockHeldError(opts.path, held.snapshot.owner, { foreign: held.foreign })
+}
+
+/** Why an attempt did not get the lock. */
+interface Held {
+  snapshot: Snapshot
+  foreign: boolean
+}
+
+/**
+ * One process's attempt at the lock. Our record is written once to a private
+ * file next to the lock, then hard-linked into place: the lock file never
+ * appears empty or half-written, and `link` fails if a lock exists.
+ *
+ * A stale lock is replaced only by whoever wins an exclusive `link` of the
+ * claim name `<lock>.break.<id of the stale record>`; that name is won at most
+ * once per stale record. The winner re-reads the lock, and if it still holds
+ * that record, renames its claim over it (atomic). A taker killed mid-way
+ * leaves a claim holding its own dead record, which the next taker breaks
+ * the same way, one level down.
+ */
+class Attempt {
+  readonly #private: string
+  #fd: number
+  #ino = 0
+  #dev = 0
+  readonly #owner: LockOwner
+  #linked = false
+
+  constructor(
+    readonly path: string,
+    readonly opts: Validated,
+  ) {
+    this.#owner = makeOwner(opts.data, opts.command)
+    this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
+    try {
+      this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+    } catch (err) {
+      throw fsError(err, path, 'create the lock file')
+    }
+    try {
+      writeSync(this.#fd, formatRecord(this.#owner, opts.pidOnly))
+      const stats = fstatSync(this.#fd)
+      this.#ino = stats.ino
+      this.#dev = stats.dev
+    } catch (err) {
+      this.close()
+      throw fsError(err, path, 'write the lock file')
+    }
+  }
+
+  /** One try: returns the lock, or who holds it. */
+  try(): PidLock | Held {
+    for (let round = 0; ; round++) {
+      if (this.#link(this.path)) return this.#won(null)
+      const snapshot = readSnapshot(this.path)
+      if (!snapshot) continue // released between our link and our read: try again
+      const verdict = judgeSnapshot(snapshot, this.opts.unreadableGrace)
+      if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign }
+      const outcome = this.#replaceDead(this.path, snapshot, 0)
+      if (outcome === 'won') return this.#won(snapshot)
+      if (outcome !== 'changed') return { snapshot, foreign: false }
+    }
+  }
+
+  /** Removes the lock file if its holder is provably dead. */
+  reap(): boolean {
+    const snapshot = readSnapshot(this.path)
+    if (!snapshot || !judgeSnapshot(snapshot, this.opts.unreadableGrace).dead) return false
+    if (this.#replaceDead(this.path, snapshot, 0) !== 'won') return false
+    // We now hold the lock file (our record): remove it.
+    unlinkSync(this.path)
+    return true
+  }
+
+  close(): void {
+    if (this.#fd === -1) return
+    try {
+      unlinkSync(this.#private)
+    } catch {
+      // already gone
+    }
+    if (!this.#linked) closeSync(this.#fd)
+    this.#fd = -1
+  }
+
+  #won(previous: Snapshot | null): PidLock {
+    this.#linked = true
+    const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
+    this.close()
+    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts)
+  }
+
+  /** Exclusive create of `name` as a link to our record: true if we won it. */
+  #link(name: string): boolean {
+    try {
+      linkSync(this.#private, name)
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw fsError(err, name, 'create the lock file')
+    }
+  }
+
+  /**
+   * Replaces the dead record `seen` at `name` with ours. 'won': `name` now
+   * holds our record. 'changed': `name` no longer holds `seen`. 'busy':
+   * a live process is taking it over.
+   */
+  #replaceDead(name: string, seen: Snapshot, depth: number): 'won' | 'changed' | 'busy' {
+    const claim = `${this.path}.break.${seen.id}`
+    if (!this.#link(claim)) {
+      const other = readSnapshot(claim)
+      if (!other) return 'changed'
+      if (depth > 8 || !judgeSnapshot(other, this.opts.unreadableGrace).dead) return 'busy'
+      // The claim's own taker died: break its claim first, one level down.
+      const below = this.#replaceDead(claim, other, depth + 1)
+      if (below !== 'won') return below === 'changed' ? 'changed' : 'busy'
+    }
+    // We own the claim. Does `name` still hold the record we judged dead?
+    const now = readSnapshot(name)
+    if (!now || now.id !== seen.id) {
+      this.#unlinkIfOurs(claim)
+      return 'changed'
+    }
+    renameSync(claim, name)
+    return 'won'
+  }
+
+  #unlinkIfOurs(name: string): void {
+    try {
+      if (lstatSync(name).ino === this.#ino) unlinkSync(name)
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** One unref'd timer checks every held lock's file, so a lost lock is noticed even when idle. */
+const watchdog = new (class {
+  readonly #locks = new Set<PidLock>()
+  #timer: NodeJS.Timeout | null = null
+  #interval = Infinity
+
+  add(lock: PidLock, interval: number): void {
+    this.#locks.add(lock)
+    if (interval < this.#interval) {
+      this.#interval = interval
+      if (this.#timer) clearInterval(this.#timer)
+      this.#timer = null
+    }
+    this.#timer ??= setInterval(() => this.#check(), this.#interval).unref()
+  }
+
+  delete(lock: PidLock): void {
+    this.#locks.delete(lock)
+    if (this.#locks.size === 0 && this.#timer) {
+      clearInterval(this.#timer)
+      this.#timer = null
+      this.#interval = Infinity
+    }
+  }
+
+  #check(): void {
+    for (const lock of this.#locks) if (!lock.check()) this.#locks.delete(lock)
+  }
+})()
+
+function warnCompromised(err: LockCompromisedError): void {
+  warn(`exitguard: ${err.message}`)
+}
+
+function warn(message: string): void {
+  try {
+    writeSync(2, message + '\n')
+  } catch {
+    // no stderr
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4))
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms)
+}
