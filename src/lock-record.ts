@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 
 import { basename } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { ExitguardError, invalidArgValue } from './errors.js'
-import { judgeOwner, readBootTime, readStartedAt, pidExists, selfIdentity, type LockOwner } from './owner.js'
+import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner } from './owner.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`
@@ -179,7 +179,8 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
   if (bootTime !== null && stats.mtimeMs < bootTime - 1000) {
     return { dead: true, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
   }
-  if (!pidExists(owner.pid)) return { dead: true, foreign: false, reason: `no process has PID ${owner.pid}` }
+  const byPid = judgeOwner({ pid: owner.pid, hostname: owner.hostname, startTime: null, bootId: null })
+  if (!byPid.alive) return { dead: true, foreign: false, reason: byPid.reason }
   const startedAt = readStartedAt(owner.pid)
   if (startedAt !== null && startedAt > stats.mtimeMs + 1000) {
     return { dead: true, foreign: false, reason: `PID ${owner.pid} now belongs to a process started after the lock was written (PID reused)` }

@@ -78,16 +78,7 @@ export function readBootId(): string | null {
  * the OS won't tell. Two processes that share a PID never share a start time.
  */
 export function readStartTime(pid: number): string | null {
-  if (process.platform === 'linux') {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-      // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return fields[19] ?? null // field 22 overall
-    } catch {
-      return null
-    }
-  }
+  if (process.platform === 'linux') return readLinuxStat(pid)?.[19] ?? null // field 22 overall
   if (process.platform === 'darwin') {
     try {
       return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
@@ -96,6 +87,23 @@ export function readStartTime(pid: number): string | null {
     }
   }
   return null
+}
+
+/** `/proc/<pid>/stat` from field 3 (state) on, or null. */
+function readLinuxStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return null
+  }
+}
+
+/** True if `pid` has exited and only waits to be reaped by its parent (Linux). */
+function isZombie(pid: number): boolean {
+  const state = process.platform === 'linux' ? readLinuxStat(pid)?.[0] : undefined
+  return state === 'Z' || state === 'X'
 }
 
 /** Milliseconds since the epoch when `pid` started, where the OS tells (Linux), else null. */
@@ -147,6 +155,9 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
   }
   if (!pidExists(owner.pid)) {
     return { alive: false, foreign: false, reason: `no process has PID ${owner.pid}` }
+  }
+  if (isZombie(owner.pid)) {
+    return { alive: false, foreign: false, reason: `PID ${owner.pid} has exited (its parent has not reaped it yet)` }
   }
   if (owner.startTime !== null) {
     const now = readStartTime(owner.pid)

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -32,6 +32,13 @@ const record = (fields: Record<string, unknown>) => {
   const base = { exitguard: 1, pid: process.pid, hostname: hostname(), startTime: null, bootId: null, createdAt: new Date().toISOString(), command: 'node old.js', data: null, token: 'tok' + Math.random().toString(36).slice(2) }
   const full = { ...base, ...fields }
   return `${full.pid}\n${JSON.stringify(full)}\n`
+}
+const readOrEmpty = (path: string) => {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
 }
 const old = (path: string) => utimesSync(path, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000))
 
@@ -370,20 +377,23 @@ describe('stale takeover is race-free', () => {
     let kills = 0
     const spawnWorker = () => startNode(child, ['torture', lockPath, '{}', counter, marker, violations], { timeout: 120_000 })
     const pool = Array.from({ length: workers }, spawnWorker)
-    // Bounded by rounds, with a generous time cap so a stuck lock fails instead of hanging.
-    while (readFileSync(counter, 'utf8').length < targetRounds && Date.now() - started < 90_000) {
-      await new Promise((r) => setTimeout(r, 10 + Math.random() * 50))
-      // Mostly kill the holder, so that the waiters race to take over its stale lock at once.
-      const holderPid = Number(existsSync(lockPath) ? readFileSync(lockPath, 'utf8').split('\n')[0] : 0)
-      const holderIndex = pool.findIndex((w) => w.pid === holderPid)
-      const victim = holderIndex >= 0 && Math.random() < 0.5 ? holderIndex : Math.floor(Math.random() * workers)
-      pool[victim]!.child.kill('SIGKILL')
-      kills++
-      await pool[victim]!.done
-      pool[victim] = spawnWorker()
+    try {
+      // Bounded by rounds, with a generous time cap so a stuck lock fails instead of hanging.
+      while (readFileSync(counter, 'utf8').length < targetRounds && Date.now() - started < 90_000) {
+        await new Promise((r) => setTimeout(r, 10 + Math.random() * 50))
+        // Mostly kill the holder, so that the waiters race to take over its stale lock at once.
+        const holderPid = Number(readOrEmpty(lockPath).split('\n')[0])
+        const holderIndex = pool.findIndex((w) => w.pid === holderPid)
+        const victim = holderIndex >= 0 && Math.random() < 0.5 ? holderIndex : Math.floor(Math.random() * workers)
+        pool[victim]!.child.kill('SIGKILL')
+        kills++
+        await pool[victim]!.done
+        pool[victim] = spawnWorker()
+      }
+    } finally {
+      for (const w of pool) w.child.kill('SIGKILL')
+      await Promise.all(pool.map((w) => w.done))
     }
-    for (const w of pool) w.child.kill('SIGKILL')
-    await Promise.all(pool.map((w) => w.done))
     const rounds = readFileSync(counter, 'utf8').length
     const problems = existsSync(violations) ? readFileSync(violations, 'utf8') : ''
     console.log(`torture: ${rounds} rounds, ${kills} SIGKILLs, ${workers} workers, ${Date.now() - started} ms, violations: ${problems.split('\n').filter(Boolean).length}`)
@@ -415,6 +425,3 @@ describe('the record under concurrent reads', () => {
     expect(seen).toBeGreaterThan(0)
   })
 })
-
-// For the reader test: silence the unused import check when lstat is not needed.
-void lstatSync
