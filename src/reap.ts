@@ -9,7 +9,12 @@ import { checkNamePart, identityFromTags, parseTempName } from './temp-name.js'
 
 const debug = debuglog('exitguard')
 
-/** Options of `reapOrphans`. */
+/**
+ * Options of `reapOrphans`.
+ *
+ * @example
+ * reapOrphans({ dir: '/var/tmp', prefix: 'cache-' } satisfies ReapOptions)
+ */
 export interface ReapOptions {
   /** The directory to clean. Default `os.tmpdir()`. */
   dir?: string
@@ -17,7 +22,13 @@ export interface ReapOptions {
   prefix?: string
 }
 
-/** One thing `reapOrphans` removed. */
+/**
+ * One thing `reapOrphans` removed.
+ *
+ * @example
+ * const removed: ReapedEntry[] = reapOrphans()
+ * // [{ path: '/tmp/tmp-exitguard-...', kind: 'dir', reason: 'no process has PID 4242' }]
+ */
 export interface ReapedEntry {
   /** Absolute path that was removed. */
   path: string

@@ -7,7 +7,12 @@ import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, DEFAULT_PREFIX, makeTempName } from './temp-name.js'
 
-/** Options of `tempDir`/`tempDirSync` (and the base of `TempFileOptions`). */
+/**
+ * Options of `tempDir`/`tempDirSync` (and the base of `TempFileOptions`).
+ *
+ * @example
+ * const options: TempOptions = { prefix: 'cache-', dir: '/var/tmp', reap: true }
+ */
 export interface TempOptions {
   /** Start of the name; no path separator, `..` or NUL. Default `'tmp-'`. */
   prefix?: string
@@ -27,13 +32,23 @@ export interface TempOptions {
   reap?: boolean
 }
 
-/** Options of `tempFile`/`tempFileSync`. */
+/**
+ * Options of `tempFile`/`tempFileSync`.
+ *
+ * @example
+ * const file = tempFileSync({ postfix: '.log', fd: true } satisfies TempFileOptions)
+ */
 export interface TempFileOptions extends TempOptions {
   /** Keep the descriptor open and hand it over as `fd` (closed on removal). Default false: no descriptor is held. */
   fd?: boolean
 }
 
-/** Options of `tempDir`/`tempDirSync`. */
+/**
+ * Options of `tempDir`/`tempDirSync`.
+ *
+ * @example
+ * const dir = tempDirSync({ prefix: 'job-', mode: 0o750 } satisfies TempDirOptions)
+ */
 export type TempDirOptions = TempOptions
 
 interface Resolved {

@@ -29,7 +29,7 @@ import {
   type TempDir,
   type TempFile,
 } from '../src/index.js'
-import { parseTempName } from '../src/temp-name.js'
+import { DEFAULT_PREFIX, parseTempName } from '../src/temp-name.js'
 import { fixtures, makeTempDir, root, runNode, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
@@ -95,6 +95,20 @@ describe('creation', () => {
     expect([modeOf(file.path), modeOf(d.path)]).toEqual([0o600, 0o700])
     file.remove()
     d.remove()
+  })
+
+  it('the defaults documented in docs/readme-temp.md are the ones the code uses', () => {
+    const doc = readFileSync(join(root, 'docs', 'readme-temp.md'), 'utf8')
+    expect(doc).toContain(`| \`prefix\` | \`'${DEFAULT_PREFIX}'\` |`)
+    expect(doc).toContain('| `postfix` | `\'\'` |')
+    expect(doc).toContain('| `dir` | `os.tmpdir()` |')
+    expect(doc).toContain('| `mode` | `0o600` (file), `0o700` (dir) |')
+    for (const flag of ['keep', 'reap', 'fd']) expect(doc).toContain(`| \`${flag}\` | \`false\` |`)
+    const file = tempFileSync({ dir })
+    expect(file.fd).toBeNull() // fd: false
+    expect(labels()).toContain(`temp file ${file.path}`) // keep: false
+    expect(parseTempName(basename(file.path), DEFAULT_PREFIX)?.postfix).toBe('') // prefix and postfix
+    file.remove()
   })
 
   it('resolves a symlinked parent dir to its real path', () => {
