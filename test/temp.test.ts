@@ -30,7 +30,7 @@ import {
   type TempFile,
 } from '../src/index.js'
 import { DEFAULT_PREFIX, parseTempName } from '../src/temp-name.js'
-import { fixtures, makeTempDir, root, runNode, startNode } from './helpers/child.js'
+import { fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let dir: string
@@ -227,6 +227,19 @@ describe('remove() and keep()', () => {
     guards.forEach((g, i) => (i % 5 === 0 ? g.keep() : g.remove()))
     expect(registered().length).toBe(before)
     expect(readdirSync(dir).length).toBe(100) // the kept ones
+  })
+})
+
+describe('descriptors', () => {
+  it('by default a live temp file holds no descriptor: 2,000 live files under `ulimit -n 256`', async () => {
+    const code = `import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      const files = []
+      for (let i = 0; i < 2000; i++) files.push(tempFileSync({ dir: process.argv[1] }))
+      console.log(files.length)`
+    const r = await startCommand('sh', ['-c', 'ulimit -n 256 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, code, dir]).done
+    expect(r.stderr).toBe('')
+    expect({ code: r.code, out: r.stdout.trim() }).toEqual({ code: 0, out: '2000' })
+    expect(readdirSync(dir)).toEqual([]) // and all removed at natural end
   })
 })
 
