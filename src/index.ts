@@ -22,3 +22,17 @@ export {
   type PidLockAsyncOptions,
   type PidLockStatus,
 } from './pid-lock.js'
+export {
+  tempFile,
+  tempFileSync,
+  tempDir,
+  tempDirSync,
+  withTempDir,
+  withTempFile,
+  TempFile,
+  TempDir,
+  type TempOptions,
+  type TempFileOptions,
+  type TempDirOptions,
+} from './temp.js'
+export { reapOrphans, type ReapOptions, type ReapedEntry } from './reap.js'

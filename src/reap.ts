@@ -1,0 +1,126 @@
+import { lstatSync, readdirSync, realpathSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { debuglog } from 'node:util'
+import { invalidArgType } from './errors.js'
+import { judgeOwner, type OwnerVerdict } from './owner.js'
+import { removeDirSync, removeFileSync } from './remove-tree.js'
+import { checkNamePart, identityFromTags, parseTempName } from './temp-name.js'
+
+const debug = debuglog('exitguard')
+
+/**
+ * Options of `reapOrphans`.
+ *
+ * @example
+ * reapOrphans({ dir: '/var/tmp', prefix: 'cache-' } satisfies ReapOptions)
+ */
+export interface ReapOptions {
+  /** The directory to clean. Default `os.tmpdir()`. */
+  dir?: string
+  /** Only names that start with this prefix (as given to `tempDir`/`tempFile`). Default: any exitguard name. */
+  prefix?: string
+}
+
+/**
+ * One thing `reapOrphans` removed.
+ *
+ * @example
+ * const removed: ReapedEntry[] = reapOrphans()
+ * // [{ path: '/tmp/tmp-exitguard-...', kind: 'dir', reason: 'no process has PID 4242' }]
+ */
+export interface ReapedEntry {
+  /** Absolute path that was removed. */
+  path: string
+  kind: 'file' | 'dir' | 'pid-lock'
+  /** Why its owner counts as dead, e.g. "no process has PID 4242". */
+  reason: string
+}
+
+/**
+ * Extension point: reapers for files that are not exitguard temp names. The PID
+ * lock module (src/pid-lock.ts, written in parallel) is meant to add one here that
+ * calls its `reapPidLock(path): boolean` for its lock files, e.g.
+ *   (path, name) => name.endsWith('.pid') && reapPidLock(path) ? { path, kind: 'pid-lock', reason: 'stale' } : null
+ * Each gets the absolute path and basename and returns what it removed, or null.
+ */
+type CandidateReaper = (path: string, name: string) => ReapedEntry | null
+const candidateReapers: CandidateReaper[] = []
+
+/**
+ * Removes, synchronously, the temp files and dirs in `dir` that exitguard
+ * processes left behind when they could not clean up (SIGKILL, crash, power
+ * loss), and returns what it removed and why.
+ *
+ * The owner is read from the name, and an entry goes only with proof that its
+ * owner is dead: same host and the PID is gone, or now belongs to a process that
+ * started at another time, or the machine has rebooted since. Never removed: a
+ * live process's entries, another host's, another user's, anything whose name
+ * does not parse as an exitguard temp name, symlinks, and anything that is not a
+ * regular file or directory. Directories are removed without following symlinks.
+ *
+ * @example
+ * // At startup, before creating new temp dirs:
+ * for (const r of reapOrphans({ prefix: 'build-' })) console.error(`removed ${r.path}: ${r.reason}`)
+ */
+export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
+  if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
+  if (options.dir !== undefined && typeof options.dir !== 'string') throw invalidArgType('dir', 'a string', options.dir)
+  const prefix = options.prefix === undefined ? undefined : checkNamePart('prefix', options.prefix)
+  const dir = realpathSync(options.dir ?? tmpdir())
+  const euid = process.geteuid?.()
+  // Thousands of leftovers usually share a few owners: judge each owner once.
+  const verdicts = new Map<string, OwnerVerdict | null>()
+  const reaped: ReapedEntry[] = []
+
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name)
+    const owner = parseTempName(name, prefix)
+    if (!owner) {
+      for (const reaper of candidateReapers) {
+        const entry = reaper(path, name)
+        if (entry) reaped.push(entry)
+      }
+      continue
+    }
+    const key = `${owner.hostTag}-${owner.pid}-${owner.startTag}-${owner.bootTag}`
+    let verdict = verdicts.get(key)
+    if (verdict === undefined) {
+      const identity = identityFromTags(owner)
+      verdict = identity === null ? null : judgeOwner(identity) // null: another host, can't be judged
+      verdicts.set(key, verdict)
+    }
+    if (verdict === null || verdict.alive) continue
+
+    const entry = removeOrphan(path, verdict.reason, euid)
+    if (entry) reaped.push(entry)
+  }
+  return reaped
+}
+
+function removeOrphan(path: string, reason: string, euid: number | undefined): ReapedEntry | null {
+  try {
+    // lstat: a symlink named like ours (planted, or a collision) is never followed or removed.
+    const st = lstatSync(path, { throwIfNoEntry: false })
+    if (!st || !(st.isFile() || st.isDirectory())) return null
+    // Another user's tree could be changed under us while we walk it: leave it to that user (even as root).
+    if (euid !== undefined && st.uid !== euid) return null
+    if (st.isFile()) return removeFileSync(path) ? { path, kind: 'file', reason } : null
+    return removeDirSync(path) ? { path, kind: 'dir', reason } : null
+  } catch (err) {
+    // Someone else may be reaping the same dir, or it is not ours to remove: skip, don't fail the rest.
+    debug('reap: could not remove %s: %s', path, (err as Error).message)
+    return null
+  }
+}
+
+const reapedDirs = new Set<string>()
+
+/** @internal The `reap: true` option: reap `dir` for `prefix` once per process. */
+export function reapOnce(dir: string, prefix: string): void {
+  const key = `${dir}\0${prefix}`
+  if (reapedDirs.has(key)) return
+  reapedDirs.add(key)
+  const reaped = reapOrphans({ dir, prefix })
+  debug('reap %s (prefix %j): removed %d', dir, prefix, reaped.length)
+}

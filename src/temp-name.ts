@@ -1,0 +1,143 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { invalidArgType, invalidArgValue } from './errors.js'
+import { readBootId, readStartTime, selfIdentity, type ProcessIdentity } from './owner.js'
+
+// A temp name carries what the next run needs to judge its owner, so a crashed
+// run's leftovers can be reaped without any side file:
+//
+//   <prefix>exitguard-<host>-<pid>-<start>-<boot>-<random><postfix>
+//   tmp-exitguard-1a2b3c4d-4242-2k9fz-5e6f7a8b-q8w7e6r5t4y3u2i1.txt
+//
+// host:   8 hex of sha256(hostname): another host's files are never judged here.
+// pid:    decimal, for people reading `ls`.
+// start:  Linux start time in clock ticks, base 36; elsewhere 'h' + 8 hex of a hash; 'x' if unknown.
+// boot:   8 hex of sha256(boot id); 'x' if unknown.
+// random: 16 chars of base32 from crypto (80 bits): names can't be guessed.
+
+const MARKER = 'exitguard-'
+const RANDOM_LENGTH = 16
+const FIELDS = `${MARKER}([0-9a-f]{8})-([1-9][0-9]{0,9})-([0-9a-z]{1,13})-([0-9a-f]{8}|x)-([a-z2-7]{${RANDOM_LENGTH}})`
+// Without a known prefix, the first match wins; a lazy prefix keeps the rest as postfix.
+const ANY_PREFIX = new RegExp(`^(.*?)${FIELDS}(.*)$`, 's')
+const KNOWN_PREFIX = new RegExp(`^${FIELDS}(.*)$`, 's')
+
+/** The owner fields parsed out of a temp name. */
+export interface TempNameOwner {
+  prefix: string
+  postfix: string
+  hostTag: string
+  pid: number
+  startTag: string
+  bootTag: string
+}
+
+/** Default `prefix` of temp files and dirs. */
+export const DEFAULT_PREFIX = 'tmp-'
+
+/**
+ * Checks a prefix or postfix: a string with no path separator, no `..` and no NUL,
+ * so the name can't climb out of `dir` or be cut short by the OS.
+ */
+export function checkNamePart(option: string, value: unknown): string {
+  if (typeof value !== 'string') throw invalidArgType(option, 'a string', value)
+  if (value.includes('/') || value.includes('\\')) throw invalidArgValue(option, value, 'must not contain a path separator')
+  if (value.includes('..')) throw invalidArgValue(option, value, 'must not contain ".."')
+  if (value.includes('\0')) throw invalidArgValue(option, value, 'must not contain a NUL byte')
+  return value
+}
+
+function hashTag(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 8)
+}
+
+/** The start field for a start time as `readStartTime` reports it. */
+export function startTag(startTime: string | null): string {
+  if (startTime === null) return 'x'
+  // Linux clock ticks: exact and short in base 36. Other OSes report text (macOS: a date).
+  return /^[0-9]{1,19}$/.test(startTime) ? BigInt(startTime).toString(36) : 'h' + hashTag(startTime)
+}
+
+let hostTagCache: { hostname: string; tag: string } | undefined
+
+/** The host field for this host. */
+export function selfHostTag(): string {
+  const { hostname } = selfIdentity()
+  if (hostTagCache?.hostname !== hostname) hostTagCache = { hostname, tag: hashTag(hostname) }
+  return hostTagCache.tag
+}
+
+/** The boot field for a boot id. */
+export function bootTag(bootId: string | null): string {
+  return bootId === null ? 'x' : hashTag(bootId)
+}
+
+let ownerPartCache: { pid: number; part: string } | undefined
+
+function ownerPart(): string {
+  if (ownerPartCache?.pid !== process.pid) {
+    const me = selfIdentity()
+    ownerPartCache = { pid: me.pid, part: `${MARKER}${selfHostTag()}-${me.pid}-${startTag(me.startTime)}-${bootTag(me.bootId)}-` }
+  }
+  return ownerPartCache.part
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
+// One randomBytes call per 256 names instead of one per name: 100,000 names stay cheap.
+let pool = Buffer.alloc(0)
+let poolAt = 0
+
+function randomPart(): string {
+  if (poolAt + RANDOM_LENGTH > pool.length) {
+    pool = randomBytes(RANDOM_LENGTH * 256)
+    poolAt = 0
+  }
+  let out = ''
+  for (let i = 0; i < RANDOM_LENGTH; i++) out += BASE32[pool[poolAt++]! & 31]
+  // Used bytes are never handed out twice; a forked child has a fresh module state anyway (new process, new import).
+  return out
+}
+
+/** A fresh, unpredictable temp name (basename only) for this process. */
+export function makeTempName(prefix: string, postfix: string): string {
+  return prefix + ownerPart() + randomPart() + postfix
+}
+
+/**
+ * Parses a basename strictly. Returns null for anything that is not an exitguard
+ * temp name, or whose prefix is not `prefix` when one is given.
+ */
+export function parseTempName(name: string, prefix?: string): TempNameOwner | null {
+  let match: RegExpExecArray | null
+  let foundPrefix: string
+  if (prefix !== undefined) {
+    if (!name.startsWith(prefix)) return null
+    match = KNOWN_PREFIX.exec(name.slice(prefix.length))
+    if (!match) return null
+    foundPrefix = prefix
+    match.splice(1, 0, prefix) // line the groups up with ANY_PREFIX's
+  } else {
+    match = ANY_PREFIX.exec(name)
+    if (!match) return null
+    foundPrefix = match[1]!
+  }
+  const pid = Number(match[3])
+  if (!Number.isSafeInteger(pid) || pid > 2 ** 31 - 1) return null
+  return { prefix: foundPrefix, hostTag: match[2]!, pid, startTag: match[4]!, bootTag: match[5]!, postfix: match[7]! }
+}
+
+/** What `judgeOwner` needs, rebuilt from the tags of a name; null for another host. */
+export function identityFromTags(owner: TempNameOwner): ProcessIdentity | null {
+  const me = selfIdentity()
+  if (owner.hostTag !== selfHostTag()) return null
+  // Tags are one-way, so turn each back into a value that compares the same way:
+  // our real boot id if the tags match, else something that can't equal it.
+  const myBoot = readBootId()
+  const bootId = owner.bootTag === 'x' ? null : owner.bootTag === bootTag(myBoot) ? myBoot : `boot-tag:${owner.bootTag}`
+  let startTime: string | null = null
+  if (owner.startTag !== 'x') {
+    const now = readStartTime(owner.pid)
+    // Unreadable now: pass a stand-in that judgeOwner will also fail to compare, so it stays alive.
+    startTime = now !== null && startTag(now) === owner.startTag ? now : `start-tag:${owner.startTag}`
+  }
+  return { pid: owner.pid, hostname: me.hostname, startTime, bootId }
+}

@@ -1,0 +1,402 @@
+import { closeSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import * as tmp from 'tmp'
+import { ExitguardError, invalidArgType, invalidArgValue } from './errors.js'
+import { onExit, type Registration } from './registry.js'
+import { reapOnce } from './reap.js'
+import { removeDirSync, removeFileSync } from './remove-tree.js'
+import { checkNamePart, DEFAULT_PREFIX, makeTempName } from './temp-name.js'
+
+/**
+ * Options of `tempDir`/`tempDirSync` (and the base of `TempFileOptions`).
+ *
+ * @example
+ * const options: TempOptions = { prefix: 'cache-', dir: '/var/tmp', reap: true }
+ */
+export interface TempOptions {
+  /** Start of the name; no path separator, `..` or NUL. Default `'tmp-'`. */
+  prefix?: string
+  /** End of the name, e.g. `'.json'`; same rules as `prefix`. Default `''`. */
+  postfix?: string
+  /** Parent directory; it must exist. Default `os.tmpdir()`. Symlinks in it are resolved (realpath). */
+  dir?: string
+  /** Permission bits, subject to the umask. Default `0o600` for files, `0o700` for dirs. */
+  mode?: number
+  /** Create it but don't remove it at exit (`remove()` still works). Default false. */
+  keep?: boolean
+  /**
+   * Before the first creation with this `dir` and `prefix` in this process, run
+   * `reapOrphans({ dir, prefix })`: remove leftovers of dead runs. Default false
+   * (it reads the whole parent directory once).
+   */
+  reap?: boolean
+}
+
+/**
+ * Options of `tempFile`/`tempFileSync`.
+ *
+ * @example
+ * const file = tempFileSync({ postfix: '.log', fd: true } satisfies TempFileOptions)
+ */
+export interface TempFileOptions extends TempOptions {
+  /** Keep the descriptor open and hand it over as `fd` (closed on removal). Default false: no descriptor is held. */
+  fd?: boolean
+}
+
+/**
+ * Options of `tempDir`/`tempDirSync`.
+ *
+ * @example
+ * const dir = tempDirSync({ prefix: 'job-', mode: 0o750 } satisfies TempDirOptions)
+ */
+export type TempDirOptions = TempOptions
+
+interface Resolved {
+  prefix: string
+  postfix: string
+  dir: string
+  mode: number
+  keep: boolean
+  reap: boolean
+  fd: boolean
+}
+
+const TRIES = 3
+
+/** The guard of one temp file or dir: see `TempFile` and `TempDir`. */
+abstract class TempGuard {
+  /** Absolute path, captured at creation (the parent is realpath'd). */
+  readonly path: string
+  #registration: Registration | null = null
+  #released = false
+
+  protected constructor(path: string, keep: boolean, kind: string) {
+    this.path = path
+    if (!keep) {
+      this.#registration = onExit(removeAtExit, this)
+      this.#registration.label = `${kind} ${path}`
+    }
+  }
+
+  /** True once `remove()` or `keep()` has run (or the exit cleanup did). */
+  get released(): boolean {
+    return this.#released
+  }
+
+  /**
+   * Deletes it now and unregisters the exit cleanup. Idempotent; a path that is
+   * already gone is fine. Returns true if this call deleted something. On a real
+   * error (code and path on the `ExitguardError`) nothing changes: it stays
+   * registered, so the exit cleanup tries again.
+   */
+  remove(): boolean {
+    if (this.#released) return false
+    let removed: boolean
+    try {
+      removed = this.removeNow()
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EREMOVE'
+      throw new ExitguardError(code, `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
+    }
+    this.#released = true
+    this.#registration?.unregister()
+    this.#registration = null
+    return removed
+  }
+
+  /**
+   * Unregisters the exit cleanup without deleting: the caller owns the path from
+   * now on, and exitguard never touches it again. Returns the path.
+   */
+  keep(): string {
+    if (!this.#released) {
+      this.#released = true
+      this.#registration?.unregister()
+      this.#registration = null
+    }
+    return this.path
+  }
+
+  /** Same as `remove()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.remove()
+  }
+
+  /** Same as `remove()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.remove()
+  }
+
+  /** @internal */
+  protected abstract removeNow(): boolean
+  /** @internal */
+  protected abstract describe(): string
+}
+
+/** The exit-time removal: the quiet one, it reports on stderr and never throws. */
+function removeAtExit(guard: TempGuard): void {
+  try {
+    guard.remove()
+  } catch (err) {
+    try {
+      writeSync(2, `exitguard: ${(err as Error).message}\n`)
+    } catch {
+      // stderr is closed: nothing left to tell.
+    }
+  }
+}
+
+/**
+ * A temp file created with O_EXCL, mode 0600 by default, removed at exit unless
+ * released earlier. Holds no descriptor unless created with `{ fd: true }`.
+ *
+ * @example
+ * using file = tempFileSync({ postfix: '.json' })
+ * fs.writeFileSync(file.path, '{}')
+ */
+export class TempFile extends TempGuard {
+  #fd: number | null
+
+  /** @internal Use `tempFile()` or `tempFileSync()`. */
+  constructor(path: string, fd: number | null, keep: boolean) {
+    super(path, keep, 'temp file')
+    this.#fd = fd
+  }
+
+  /** The open descriptor (read/write) with `{ fd: true }`, else null. Don't close it yourself: use `close()`. */
+  get fd(): number | null {
+    return this.#fd
+  }
+
+  /** Closes the descriptor, if any, and keeps the file. Idempotent. */
+  close(): void {
+    const fd = this.#fd
+    this.#fd = null
+    if (fd !== null) closeSync(fd)
+  }
+
+  protected removeNow(): boolean {
+    this.close()
+    return removeFileSync(this.path)
+  }
+
+  protected describe(): string {
+    return 'temp file'
+  }
+}
+
+/**
+ * A temp directory, mode 0700 by default, removed with its contents at exit
+ * unless released earlier. Removal never follows a symlink out of it, and
+ * read-only subdirectories inside are still removed.
+ *
+ * @example
+ * using dir = tempDirSync({ prefix: 'build-' })
+ * fs.writeFileSync(path.join(dir.path, 'out.txt'), 'hi')
+ */
+export class TempDir extends TempGuard {
+  /** @internal Use `tempDir()` or `tempDirSync()`. */
+  constructor(path: string, keep: boolean) {
+    super(path, keep, 'temp dir')
+  }
+
+  protected removeNow(): boolean {
+    return removeDirSync(this.path)
+  }
+
+  protected describe(): string {
+    return 'temp dir'
+  }
+}
+
+function resolveOptions(options: TempFileOptions | undefined, mode: number): Resolved {
+  if (options === undefined || options === null) options = {}
+  if (typeof options !== 'object') throw invalidArgType('options', 'an object', options)
+  // An option given as undefined takes its default, as in Node's own APIs.
+  const o = {
+    prefix: options.prefix ?? DEFAULT_PREFIX,
+    postfix: options.postfix ?? '',
+    dir: options.dir ?? tmpdir(),
+    mode: options.mode ?? mode,
+    keep: options.keep ?? false,
+    reap: options.reap ?? false,
+    fd: options.fd ?? false,
+  }
+  checkNamePart('prefix', o.prefix)
+  checkNamePart('postfix', o.postfix)
+  if (typeof o.dir !== 'string') throw invalidArgType('dir', 'a string', o.dir)
+  if (o.dir === '' || o.dir.includes('\0')) throw invalidArgValue('dir', o.dir, 'must be a non-empty path without NUL')
+  if (!Number.isInteger(o.mode) || o.mode < 0 || o.mode > 0o7777) throw invalidArgValue('mode', o.mode, 'must be an integer from 0 to 0o7777')
+  for (const flag of ['keep', 'reap', 'fd'] as const) {
+    if (typeof o[flag] !== 'boolean') throw invalidArgType(flag, 'a boolean', o[flag])
+  }
+  return o
+}
+
+function tmpOptions(o: Resolved, name: string): tmp.FileOptions & tmp.DirOptions {
+  // keep: true always: tmp only creates (O_EXCL, realpath'd parent); exitguard's registry removes.
+  // tmp's own list is O(n) per removal and runs only on the 'exit' event (not on signals).
+  return { tmpdir: o.dir, name, mode: o.mode, keep: true, discardDescriptor: !o.fd, tries: 1 }
+}
+
+function isNameTaken(err: unknown): boolean {
+  // tmp stat()s a fixed name first ("max tries reached"); O_EXCL/mkdir then say EEXIST.
+  return (err as NodeJS.ErrnoException).code === 'EEXIST' || /max tries reached/.test((err as Error).message)
+}
+
+function nameTaken(o: Resolved): ExitguardError {
+  return new ExitguardError('EEXIST', `Could not find a free temp name in ${o.dir} after ${TRIES} tries (prefix ${JSON.stringify(o.prefix)})`, { path: o.dir })
+}
+
+function createSync<T>(o: Resolved, create: (name: string) => T): T {
+  if (o.reap) reapOnce(o.dir, o.prefix)
+  for (let i = 0; i < TRIES; i++) {
+    try {
+      return create(makeTempName(o.prefix, o.postfix))
+    } catch (err) {
+      if (!isNameTaken(err)) throw err
+    }
+  }
+  throw nameTaken(o)
+}
+
+async function createAsync<T>(o: Resolved, create: (name: string) => Promise<T>): Promise<T> {
+  if (o.reap) reapOnce(o.dir, o.prefix)
+  for (let i = 0; i < TRIES; i++) {
+    try {
+      return await create(makeTempName(o.prefix, o.postfix))
+    } catch (err) {
+      if (!isNameTaken(err)) throw err
+    }
+  }
+  throw nameTaken(o)
+}
+
+/**
+ * Creates a temp file now (O_EXCL, mode 0600, unpredictable name) and registers
+ * its removal at exit.
+ *
+ * @example
+ * const file = tempFileSync({ prefix: 'upload-', postfix: '.bin', fd: true })
+ * fs.writeSync(file.fd!, data)
+ * file.remove() // or leave it to the exit cleanup
+ */
+export function tempFileSync(options?: TempFileOptions): TempFile {
+  const o = resolveOptions(options, 0o600)
+  return createSync(o, (name) => {
+    const { name: path, fd } = tmp.fileSync(tmpOptions(o, name))
+    return new TempFile(path, o.fd ? fd : null, o.keep)
+  })
+}
+
+/**
+ * Promise version of `tempFileSync`.
+ *
+ * @example
+ * await using file = await tempFile({ postfix: '.csv' })
+ * await fs.promises.writeFile(file.path, rows)
+ */
+export async function tempFile(options?: TempFileOptions): Promise<TempFile> {
+  const o = resolveOptions(options, 0o600)
+  return createAsync(o, (name) =>
+    new Promise<TempFile>((resolve, reject) => {
+      tmp.file(tmpOptions(o, name), (err, path, fd) => {
+        if (err) reject(err)
+        else resolve(new TempFile(path, o.fd ? fd : null, o.keep))
+      })
+    }),
+  )
+}
+
+/**
+ * Creates a temp directory now (mode 0700, unpredictable name) and registers its
+ * recursive removal at exit.
+ *
+ * @example
+ * const work = tempDirSync({ prefix: 'job-' })
+ * fs.writeFileSync(path.join(work.path, 'a.txt'), 'a')
+ * work.remove()
+ */
+export function tempDirSync(options?: TempDirOptions): TempDir {
+  const o = resolveOptions(options, 0o700)
+  return createSync(o, (name) => new TempDir(tmp.dirSync(tmpOptions(o, name)).name, o.keep))
+}
+
+/**
+ * Promise version of `tempDirSync`.
+ *
+ * @example
+ * await using work = await tempDir()
+ * await fs.promises.writeFile(path.join(work.path, 'a.txt'), 'a')
+ */
+export async function tempDir(options?: TempDirOptions): Promise<TempDir> {
+  const o = resolveOptions(options, 0o700)
+  return createAsync(o, (name) =>
+    new Promise<TempDir>((resolve, reject) => {
+      tmp.dir(tmpOptions(o, name), (err, path) => {
+        if (err) reject(err)
+        else resolve(new TempDir(path, o.keep))
+      })
+    }),
+  )
+}
+
+/**
+ * Runs `fn` with a fresh temp dir and removes it when `fn` returns, throws, or
+ * (for an async `fn`) settles. Returns what `fn` returns. If `fn` failed, its
+ * error wins over a removal error; the dir then stays registered for exit.
+ *
+ * @example
+ * const report = await withTempDir(async (dir) => {
+ *   await run('make', ['-C', dir.path])
+ *   return fs.promises.readFile(path.join(dir.path, 'report.txt'), 'utf8')
+ * }, { prefix: 'build-' })
+ */
+export function withTempDir<T>(fn: (dir: TempDir) => T, options?: TempDirOptions): T {
+  if (typeof fn !== 'function') throw invalidArgType('fn', 'a function', fn)
+  return using(tempDirSync(options), fn)
+}
+
+/**
+ * Runs `fn` with a fresh temp file and removes it when `fn` returns, throws, or
+ * (for an async `fn`) settles. Returns what `fn` returns.
+ *
+ * @example
+ * const size = withTempFile((file) => {
+ *   fs.writeFileSync(file.path, render())
+ *   return fs.statSync(file.path).size
+ * }, { postfix: '.html' })
+ */
+export function withTempFile<T>(fn: (file: TempFile) => T, options?: TempFileOptions): T {
+  if (typeof fn !== 'function') throw invalidArgType('fn', 'a function', fn)
+  return using(tempFileSync(options), fn)
+}
+
+function using<G extends TempGuard, T>(guard: G, fn: (guard: G) => T): T {
+  let result: T
+  try {
+    result = fn(guard)
+  } catch (err) {
+    removeAfterError(guard)
+    throw err
+  }
+  if (result instanceof Promise || typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+    return Promise.resolve(result).then(
+      (value) => (guard.remove(), value),
+      (err: unknown) => {
+        removeAfterError(guard)
+        throw err
+      },
+    ) as T
+  }
+  guard.remove()
+  return result
+}
+
+function removeAfterError(guard: TempGuard): void {
+  try {
+    guard.remove()
+  } catch {
+    // The caller's error matters more; the guard is still registered, so exit retries.
+  }
+}

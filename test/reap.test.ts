@@ -1,0 +1,163 @@
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { reapOrphans, tempDirSync, tempFileSync } from '../src/index.js'
+import { makeTempName, parseTempName } from '../src/temp-name.js'
+import { deadPid, fixtures, makeTempDir, startNode, type RunningChild } from './helpers/child.js'
+
+let tmp: ReturnType<typeof makeTempDir>
+let dir: string
+const children: RunningChild[] = []
+beforeEach(() => {
+  tmp = makeTempDir()
+  dir = tmp.dir
+})
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    c.child.kill('SIGKILL')
+    await c.done
+  }
+  tmp.cleanup()
+})
+
+/** A name as exitguard would make it, with some owner fields replaced. */
+function craftName(fields: { host?: string; pid?: number; start?: string; boot?: string } = {}, prefix = 'tmp-'): string {
+  const real = makeTempName(prefix, '')
+  const owner = parseTempName(real, prefix)!
+  const random = real.slice(-16)
+  return `${prefix}exitguard-${fields.host ?? owner.hostTag}-${fields.pid ?? owner.pid}-${fields.start ?? owner.startTag}-${fields.boot ?? owner.bootTag}-${random}`
+}
+
+const hold = join(fixtures, 'temp-hold.mjs')
+
+describe('reapOrphans after SIGKILL', () => {
+  it("removes a killed run's files and dirs and leaves a live process's alone", async () => {
+    const killed = startNode(hold, [dir, 'job-', '3'])
+    const live = startNode(hold, [dir, 'job-', '2'])
+    children.push(killed, live)
+    await Promise.all([killed.waitFor('ready'), live.waitFor('ready')])
+    killed.child.kill('SIGKILL')
+    expect((await killed.done).signal).toBe('SIGKILL')
+
+    const owned = (pid: number) => readdirSync(dir).filter((n) => parseTempName(n)?.pid === pid)
+    expect(owned(killed.pid)).toHaveLength(6) // SIGKILL: nothing could clean up
+    expect(owned(live.pid)).toHaveLength(4)
+
+    const leftovers = owned(killed.pid).sort()
+    const reaped = reapOrphans({ dir })
+    expect(reaped.map((r) => basename(r.path)).sort()).toEqual(leftovers)
+    expect(owned(killed.pid)).toEqual([])
+    expect(reaped.filter((r) => r.kind === 'dir')).toHaveLength(3)
+    for (const r of reaped) expect(r.reason).toBe(`no process has PID ${killed.pid}`)
+    expect(owned(live.pid)).toHaveLength(4)
+
+    // The live one still cleans up after itself.
+    live.child.kill('SIGTERM')
+    expect((await live.done).signal).toBe('SIGTERM')
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('the reap option reaps on first use, for that prefix only', async () => {
+    const killed = startNode(hold, [dir, 'mine-', '2'])
+    const other = startNode(hold, [dir, 'other-', '1'])
+    children.push(killed, other)
+    await Promise.all([killed.waitFor('ready'), other.waitFor('ready')])
+    killed.child.kill('SIGKILL')
+    other.child.kill('SIGKILL')
+    await Promise.all([killed.done, other.done])
+    const d = tempDirSync({ dir, prefix: 'mine-', reap: true })
+    const left = readdirSync(dir)
+    expect(left.filter((n) => n.startsWith('mine-'))).toEqual([basename(d.path)])
+    expect(left.filter((n) => n.startsWith('other-'))).toHaveLength(2)
+    d.remove()
+  })
+})
+
+describe('proof of death', () => {
+  it('a reused PID (our own PID, another start time) is dead', () => {
+    const name = craftName({ start: 'zzzz' })
+    writeFileSync(join(dir, name), '')
+    expect(reapOrphans({ dir })).toEqual([{ path: join(dir, name), kind: 'file', reason: `PID ${process.pid} now belongs to another process (PID reused)` }])
+  })
+
+  it('a reboot (our own PID and start time, another boot id) is dead', () => {
+    const name = craftName({ boot: '00000000' })
+    mkdirSync(join(dir, name))
+    expect(reapOrphans({ dir })).toEqual([{ path: join(dir, name), kind: 'dir', reason: expect.stringContaining('rebooted') }])
+  })
+
+  it("our own live temp files are not reaped, nor a live other process's", async () => {
+    const mine = tempFileSync({ dir })
+    writeFileSync(join(dir, craftName({ pid: 1, start: 'x' })), '') // PID 1 is alive, start unknown
+    expect(reapOrphans({ dir })).toEqual([])
+    expect(readdirSync(dir)).toHaveLength(2)
+    mine.remove()
+  })
+
+  it('another host is never judged here, even with a dead PID', async () => {
+    const pid = await deadPid()
+    const foreign = craftName({ host: 'deadbeef', pid })
+    writeFileSync(join(dir, foreign), '')
+    writeFileSync(join(dir, craftName({ pid })), '')
+    expect(reapOrphans({ dir })).toHaveLength(1)
+    expect(readdirSync(dir)).toEqual([foreign])
+  })
+})
+
+describe('never removes what is not ours (threats: lookalike names, planted symlinks, other users)', () => {
+  it('names that do not parse strictly are kept', async () => {
+    const pid = await deadPid()
+    const good = craftName({ pid })
+    const lookalikes = [
+      good.slice(0, -1), // random part too short
+      good.replace('exitguard-', 'exitguarD-'),
+      good.replace(`-${pid}-`, `-0${pid}-`),
+      `tmp-${pid}-abcdefghijkl`, // tmp's own names
+      'exitguard-test-123',
+      'plain.txt',
+    ]
+    for (const n of lookalikes) writeFileSync(join(dir, n), '')
+    expect(reapOrphans({ dir })).toEqual([])
+    expect(readdirSync(dir).sort()).toEqual(lookalikes.sort())
+  })
+
+  it('a symlink named like a dead owner is kept, and so is its target', async () => {
+    const pid = await deadPid()
+    mkdirSync(join(dir, 'target'))
+    writeFileSync(join(dir, 'target', 'precious'), 'keep me')
+    symlinkSync(join(dir, 'target'), join(dir, craftName({ pid })))
+    expect(reapOrphans({ dir })).toEqual([])
+    expect(readFileSync(join(dir, 'target', 'precious'), 'utf8')).toBe('keep me')
+    expect(readdirSync(dir)).toHaveLength(2)
+  })
+
+  it('a dead owner\'s dir is removed without following a symlink inside it', async () => {
+    const pid = await deadPid()
+    writeFileSync(join(dir, 'outside'), 'keep me')
+    const orphan = join(dir, craftName({ pid }))
+    mkdirSync(orphan)
+    symlinkSync(join(dir, 'outside'), join(orphan, 'link'))
+    symlinkSync(dir, join(orphan, 'link-to-parent'))
+    expect(reapOrphans({ dir })).toHaveLength(1)
+    expect(readdirSync(dir)).toEqual(['outside'])
+    expect(readFileSync(join(dir, 'outside'), 'utf8')).toBe('keep me')
+  })
+
+  it.runIf(process.getuid?.() === 0)("another user's leftovers are kept, even as root", async () => {
+    const pid = await deadPid()
+    const name = craftName({ pid })
+    writeFileSync(join(dir, name), '')
+    chownSync(join(dir, name), 65534, 65534)
+    expect(reapOrphans({ dir })).toEqual([])
+    expect(existsSync(join(dir, name))).toBe(true)
+  })
+
+  it('prefix filters, and is checked like the creation option', async () => {
+    const pid = await deadPid()
+    writeFileSync(join(dir, craftName({ pid }, 'a-')), '')
+    writeFileSync(join(dir, craftName({ pid }, 'b-')), '')
+    expect(reapOrphans({ dir, prefix: 'a-' }).map((r) => basename(r.path).slice(0, 2))).toEqual(['a-'])
+    expect(readdirSync(dir).map((n) => n.slice(0, 2))).toEqual(['b-'])
+    expect(() => reapOrphans({ dir, prefix: '../' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+  })
+})

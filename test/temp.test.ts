@@ -1,0 +1,429 @@
+import { spawn } from 'node:child_process'
+import {
+  chmodSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, dirname, isAbsolute, join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  ExitguardError,
+  registered,
+  tempDir,
+  tempDirSync,
+  tempFile,
+  tempFileSync,
+  withTempDir,
+  withTempFile,
+  type TempDir,
+  type TempFile,
+} from '../src/index.js'
+import { DEFAULT_PREFIX, parseTempName } from '../src/temp-name.js'
+import { fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
+
+let tmp: ReturnType<typeof makeTempDir>
+let dir: string
+beforeEach(() => {
+  tmp = makeTempDir()
+  dir = tmp.dir
+})
+afterEach(() => tmp.cleanup())
+
+const labels = () => registered().map((h) => h.label)
+const modeOf = (path: string) => statSync(path).mode & 0o777
+
+describe('creation', () => {
+  it('tempFileSync: absolute path in dir, 0600, registered for exit, holds no descriptor by default', () => {
+    const file = tempFileSync({ dir, postfix: '.txt' })
+    expect(isAbsolute(file.path)).toBe(true)
+    expect(dirname(file.path)).toBe(dir)
+    expect(basename(file.path).startsWith('tmp-')).toBe(true)
+    expect(file.path.endsWith('.txt')).toBe(true)
+    expect(lstatSync(file.path).isFile()).toBe(true)
+    expect(modeOf(file.path)).toBe(0o600)
+    expect(file.fd).toBeNull()
+    expect(file.released).toBe(false)
+    expect(labels()).toContain(`temp file ${file.path}`)
+    file.remove()
+  })
+
+  it('tempDirSync: 0700, registered for exit', () => {
+    const d = tempDirSync({ dir, prefix: 'job-' })
+    expect(lstatSync(d.path).isDirectory()).toBe(true)
+    expect(modeOf(d.path)).toBe(0o700)
+    expect(basename(d.path).startsWith('job-')).toBe(true)
+    expect(labels()).toContain(`temp dir ${d.path}`)
+    d.remove()
+  })
+
+  it('the async faces create the same things', async () => {
+    const file = await tempFile({ dir })
+    const d = await tempDir({ dir })
+    expect(modeOf(file.path)).toBe(0o600)
+    expect(modeOf(d.path)).toBe(0o700)
+    expect(labels()).toEqual(expect.arrayContaining([`temp file ${file.path}`, `temp dir ${d.path}`]))
+    file.remove()
+    d.remove()
+  })
+
+  it('honours mode (under the umask)', () => {
+    const file = tempFileSync({ dir, mode: 0o640 })
+    const d = tempDirSync({ dir, mode: 0o750 })
+    const umask = process.umask()
+    expect(modeOf(file.path)).toBe(0o640 & ~umask)
+    expect(modeOf(d.path)).toBe(0o750 & ~umask)
+    file.remove()
+    d.remove()
+  })
+
+  it('defaults: prefix "tmp-", dir = realpath(os.tmpdir()), file 0600, dir 0700', () => {
+    const file = tempFileSync()
+    const d = tempDirSync()
+    expect(dirname(file.path)).toBe(realpathSync(tmpdir()))
+    expect(basename(d.path).startsWith('tmp-')).toBe(true)
+    expect([modeOf(file.path), modeOf(d.path)]).toEqual([0o600, 0o700])
+    file.remove()
+    d.remove()
+  })
+
+  it('the defaults documented in docs/readme-temp.md are the ones the code uses', () => {
+    const doc = readFileSync(join(root, 'docs', 'readme-temp.md'), 'utf8')
+    expect(doc).toContain(`| \`prefix\` | \`'${DEFAULT_PREFIX}'\` |`)
+    expect(doc).toContain('| `postfix` | `\'\'` |')
+    expect(doc).toContain('| `dir` | `os.tmpdir()` |')
+    expect(doc).toContain('| `mode` | `0o600` (file), `0o700` (dir) |')
+    for (const flag of ['keep', 'reap', 'fd']) expect(doc).toContain(`| \`${flag}\` | \`false\` |`)
+    const file = tempFileSync({ dir })
+    expect(file.fd).toBeNull() // fd: false
+    expect(labels()).toContain(`temp file ${file.path}`) // keep: false
+    expect(parseTempName(basename(file.path), DEFAULT_PREFIX)?.postfix).toBe('') // prefix and postfix
+    file.remove()
+  })
+
+  it('resolves a symlinked parent dir to its real path', () => {
+    mkdirSync(join(dir, 'real'))
+    symlinkSync(join(dir, 'real'), join(dir, 'link'))
+    const d = tempDirSync({ dir: join(dir, 'link') })
+    expect(dirname(d.path)).toBe(join(dir, 'real'))
+    d.remove()
+  })
+
+  it('names are unpredictable and carry the owner: 2,000 names, all different, strict format', () => {
+    const names = new Set<string>()
+    for (let i = 0; i < 2000; i++) {
+      const d = tempDirSync({ dir, prefix: 'p-', postfix: '.d' })
+      names.add(basename(d.path))
+      d.remove()
+    }
+    expect(names.size).toBe(2000)
+    const randoms = new Set<string>()
+    for (const name of names) {
+      const owner = parseTempName(name, 'p-')
+      expect(owner).toMatchObject({ prefix: 'p-', postfix: '.d', pid: process.pid })
+      randoms.add(name.slice(-('.d'.length + 16), -'.d'.length))
+    }
+    expect(randoms.size).toBe(2000)
+  })
+
+  it('keep: true creates without registering; remove() still works', () => {
+    const d = tempDirSync({ dir, keep: true })
+    expect(labels()).not.toContain(`temp dir ${d.path}`)
+    expect(existsSync(d.path)).toBe(true)
+    expect(d.remove()).toBe(true)
+    expect(existsSync(d.path)).toBe(false)
+  })
+})
+
+describe('bad options are rejected with ERR_INVALID_ARG_VALUE naming the option and the value', () => {
+  const bad = ['a/b', 'a\\b', '..', 'x..y', 'nul\0byte']
+  for (const option of ['prefix', 'postfix'] as const) {
+    for (const value of bad) {
+      it(`${option} ${JSON.stringify(value)}`, async () => {
+        const expected = { code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining(`"${option}"`) }
+        for (const create of [tempFileSync, tempDirSync]) {
+          expect(() => create({ dir, [option]: value })).toThrow(ExitguardError)
+          expect(() => create({ dir, [option]: value })).toThrow(expect.objectContaining(expected))
+        }
+        await expect(tempFile({ dir, [option]: value })).rejects.toMatchObject(expected)
+        await expect(tempDir({ dir, [option]: value })).rejects.toMatchObject(expected)
+        expect(() => tempDirSync({ dir, [option]: value })).toThrow(JSON.stringify(value))
+      })
+    }
+  }
+
+  it('wrong types and modes', () => {
+    expect(() => tempDirSync({ dir, prefix: 3 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
+    expect(() => tempDirSync({ dir, mode: 0o10000 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('"mode"') }))
+    expect(() => tempFileSync({ dir, fd: 'yes' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('a missing parent dir is a real error with code and path', () => {
+    expect(() => tempDirSync({ dir: join(dir, 'nope') })).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+  })
+})
+
+describe('remove() and keep()', () => {
+  it('remove() deletes, unregisters, is idempotent', () => {
+    const d = tempDirSync({ dir })
+    writeFileSync(join(d.path, 'a'), 'a')
+    const before = registered().length
+    expect(d.remove()).toBe(true)
+    expect(existsSync(d.path)).toBe(false)
+    expect(d.released).toBe(true)
+    expect(registered().length).toBe(before - 1)
+    expect(labels()).not.toContain(`temp dir ${d.path}`)
+    expect(d.remove()).toBe(false)
+    expect(registered().length).toBe(before - 1)
+  })
+
+  it('remove() tolerates a path that is already gone', () => {
+    const file = tempFileSync({ dir })
+    rmSync(file.path)
+    expect(file.remove()).toBe(false)
+    expect(file.released).toBe(true)
+    expect(labels()).not.toContain(`temp file ${file.path}`)
+  })
+
+  it('remove() throws a real error with code and path, and stays registered so exit retries', () => {
+    const d = tempDirSync({ dir })
+    rmSync(d.path, { recursive: true })
+    writeFileSync(d.path, 'not a dir any more') // not ours to remove
+    expect(() => d.remove()).toThrow(expect.objectContaining({ code: 'ENOTDIR', path: d.path }))
+    expect(d.released).toBe(false)
+    expect(labels()).toContain(`temp dir ${d.path}`)
+    expect(readFileSync(d.path, 'utf8')).toBe('not a dir any more')
+    rmSync(d.path)
+    expect(d.remove()).toBe(false)
+    expect(labels()).not.toContain(`temp dir ${d.path}`)
+  })
+
+  it('keep() unregisters without deleting; remove() afterwards never touches the path', () => {
+    const file = tempFileSync({ dir })
+    expect(file.keep()).toBe(file.path)
+    expect(file.released).toBe(true)
+    expect(labels()).not.toContain(`temp file ${file.path}`)
+    expect(file.remove()).toBe(false)
+    expect(existsSync(file.path)).toBe(true)
+  })
+
+  it('early release in random order keeps the registry exact', () => {
+    const before = registered().length
+    const guards: (TempFile | TempDir)[] = []
+    for (let i = 0; i < 500; i++) guards.push(i % 2 ? tempFileSync({ dir }) : tempDirSync({ dir }))
+    expect(registered().length).toBe(before + 500)
+    guards.sort(() => Math.random() - 0.5)
+    guards.forEach((g, i) => (i % 5 === 0 ? g.keep() : g.remove()))
+    expect(registered().length).toBe(before)
+    expect(readdirSync(dir).length).toBe(100) // the kept ones
+  })
+})
+
+describe('descriptors', () => {
+  it('by default a live temp file holds no descriptor: 2,000 live files under `ulimit -n 256`', async () => {
+    const code = `import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      const files = []
+      for (let i = 0; i < 2000; i++) files.push(tempFileSync({ dir: process.argv[1] }))
+      console.log(files.length)`
+    const r = await startCommand('sh', ['-c', 'ulimit -n 256 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, code, dir]).done
+    expect(r.stderr).toBe('')
+    expect({ code: r.code, out: r.stdout.trim() }).toEqual({ code: 0, out: '2000' })
+    expect(readdirSync(dir)).toEqual([]) // and all removed at natural end
+  })
+})
+
+describe('fd: true', () => {
+  it('hands over a read/write descriptor, closed on removal', () => {
+    const file = tempFileSync({ dir, fd: true })
+    const fd = file.fd!
+    expect(typeof fd).toBe('number')
+    writeSync(fd, 'hello')
+    expect(readFileSync(file.path, 'utf8')).toBe('hello')
+    file.remove()
+    expect(() => fstatSync(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    expect(file.fd).toBeNull()
+  })
+
+  it('async face too; close() keeps the file', async () => {
+    const file = await tempFile({ dir, fd: true })
+    const fd = file.fd!
+    file.close()
+    expect(() => fstatSync(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    expect(existsSync(file.path)).toBe(true)
+    file.remove()
+    expect(existsSync(file.path)).toBe(false)
+  })
+})
+
+describe('directory removal never follows a symlink out (threat: a link planted inside the temp dir)', () => {
+  it('a file and a directory outside, reached through symlinks inside, survive', () => {
+    const outsideFile = join(dir, 'outside.txt')
+    const outsideDir = join(dir, 'outside-dir')
+    writeFileSync(outsideFile, 'keep me')
+    mkdirSync(outsideDir)
+    writeFileSync(join(outsideDir, 'precious'), 'keep me too')
+    const d = tempDirSync({ dir })
+    mkdirSync(join(d.path, 'sub'))
+    symlinkSync(outsideFile, join(d.path, 'link-to-file'))
+    symlinkSync(outsideDir, join(d.path, 'sub', 'link-to-dir'))
+    symlinkSync(outsideDir, join(d.path, 'link-to-dir'))
+    d.remove()
+    expect(existsSync(d.path)).toBe(false)
+    expect(readFileSync(outsideFile, 'utf8')).toBe('keep me')
+    expect(readFileSync(join(outsideDir, 'precious'), 'utf8')).toBe('keep me too')
+  })
+
+  it('read-only files and read-only subdirectories inside are removed', () => {
+    const d = tempDirSync({ dir })
+    mkdirSync(join(d.path, 'a', 'b'), { recursive: true })
+    writeFileSync(join(d.path, 'a', 'b', 'f'), 'x')
+    chmodSync(join(d.path, 'a', 'b', 'f'), 0o400)
+    chmodSync(join(d.path, 'a', 'b'), 0o500)
+    chmodSync(join(d.path, 'a'), 0o500)
+    d.remove()
+    expect(existsSync(d.path)).toBe(false)
+  })
+
+  // Root ignores permission bits, so the case above proves little as root: run it as nobody too.
+  it.runIf(process.getuid?.() === 0)('read-only subdirectories, as an unprivileged user (at exit, in a child run as nobody)', async () => {
+    chmodSync(dir, 0o777)
+    const child = spawn(process.execPath, [join(fixtures, 'temp-exit.mjs'), dir, 'natural'], {
+      uid: 65534,
+      gid: 65534,
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal: AbortSignal.timeout(30_000),
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => (out += c))
+    child.stderr.on('data', (c: Buffer) => (err += c))
+    const code = await new Promise((resolve) => child.on('close', resolve))
+    expect(err).toBe('')
+    expect(code).toBe(0)
+    const paths = JSON.parse(out.trim().split('\n').at(-1)!) as string[]
+    for (const p of paths) expect(existsSync(p)).toBe(false)
+    expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+describe('using, await using, withTempDir, withTempFile', () => {
+  it('using removes at the end of the block', () => {
+    let path: string
+    {
+      using d = tempDirSync({ dir })
+      path = d.path
+      writeFileSync(join(d.path, 'x'), 'x')
+    }
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('await using removes at the end of the block', async () => {
+    let path: string
+    {
+      await using file = await tempFile({ dir })
+      path = file.path
+    }
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('withTempDir (sync fn): returns the result, the dir exists during the call, removed after', () => {
+    let seen = ''
+    const result = withTempDir((d) => {
+      seen = d.path
+      expect(lstatSync(d.path).isDirectory()).toBe(true)
+      writeFileSync(join(d.path, 'f'), 'f')
+      return 42
+    }, { dir, prefix: 'with-' })
+    expect(result).toBe(42)
+    expect(basename(seen).startsWith('with-')).toBe(true)
+    expect(existsSync(seen)).toBe(false)
+  })
+
+  it('withTempDir (async fn): removed after the promise settles', async () => {
+    let seen = ''
+    const result = await withTempDir(async (d) => {
+      seen = d.path
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(existsSync(d.path)).toBe(true)
+      return 'done'
+    }, { dir })
+    expect(result).toBe('done')
+    expect(existsSync(seen)).toBe(false)
+  })
+
+  it('withTempFile: removed after a throw and after a rejection, the error passes through', async () => {
+    let seen = ''
+    expect(() =>
+      withTempFile((f) => {
+        seen = f.path
+        throw new Error('boom')
+      }, { dir }),
+    ).toThrow('boom')
+    expect(existsSync(seen)).toBe(false)
+    await expect(
+      withTempFile(async (f) => {
+        seen = f.path
+        throw new Error('async boom')
+      }, { dir }),
+    ).rejects.toThrow('async boom')
+    expect(existsSync(seen)).toBe(false)
+    expect(labels().filter((l) => l.includes(dir))).toEqual([])
+  })
+})
+
+describe('exit-path matrix: temp files and dirs are removed, the process ends as it would have', () => {
+  const script = join(fixtures, 'temp-exit.mjs')
+  const pathsOf = (stdout: string) => JSON.parse(stdout.trim().split('\n').find((l) => l.startsWith('['))!) as string[]
+  const cases = [
+    { mode: 'natural', code: 0 },
+    { mode: 'exit0', code: 0 },
+    { mode: 'exit3', code: 3 },
+    { mode: 'uncaught', code: 1 },
+    { mode: 'rejection', code: 1 },
+  ]
+  for (const c of cases) {
+    it(`${c.mode}: exits with code ${c.code}, nothing left`, async () => {
+      const r = await runNode(script, [dir, c.mode])
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: c.code, signal: null })
+      const paths = pathsOf(r.stdout)
+      expect(paths).toHaveLength(5)
+      for (const p of paths) expect(existsSync(p)).toBe(false)
+      expect(readdirSync(dir)).toEqual([])
+    })
+  }
+
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    it(`${signal}: nothing left, the process dies by ${signal}`, async () => {
+      const child = startNode(script, [dir, 'signal'])
+      await child.waitFor('ready')
+      const paths = pathsOf(child.stdout())
+      for (const p of paths) expect(existsSync(p)).toBe(true)
+      child.child.kill(signal)
+      const r = await child.done
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: null, signal })
+      for (const p of paths) expect(existsSync(p)).toBe(false)
+      expect(readdirSync(dir)).toEqual([])
+      expect(r.stderr).toBe('')
+    })
+  }
+
+  it('a path reused by the caller after keep() is not touched at exit', async () => {
+    const r = await runNode(script, [dir, 'exit0', 'keep-reuse'])
+    expect(r.code).toBe(0)
+    const kept = /^kept (.*)$/m.exec(r.stdout)![1]!
+    expect(readFileSync(kept, 'utf8')).toBe('reused')
+    expect(readdirSync(dir)).toEqual([basename(kept)])
+  })
+})
