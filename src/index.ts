@@ -10,3 +10,15 @@ export {
   type RegisteredHandler,
   type ExitOptions,
 } from './registry.js'
+export { LockHeldError, LockTimeoutError, LockCompromisedError } from './errors.js'
+export type { LockOwner } from './owner.js'
+export { pgLockId } from './pg-key.js'
+export {
+  acquirePgLock,
+  parsePgLockUrl,
+  type PgLock,
+  type PgLockOptions,
+  type PgLockOwner,
+  type PgLockUrl,
+  type PgClientLike,
+} from './pg-lock.js'
