@@ -8,6 +8,10 @@ import { onExit, type Registration } from './registry.js'
 /**
  * The part of a node-postgres `Client` we use. Typed structurally so that
  * exitguard's .d.ts files do not need `@types/pg` in projects without pg.
+ *
+ * @example
+ * const client = new pg.Client(); await client.connect()
+ * const lock = await acquirePgLock('job', { client }) // a pg.Client fits PgClientLike
  */
 export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<{ rows: any[] }>
@@ -20,7 +24,12 @@ export interface PgClientLike {
   user?: string | undefined
 }
 
-/** Options of `acquirePgLock`. Give `connectionString` or `client`; with neither, pg reads the PG* environment. */
+/**
+ * Options of `acquirePgLock`. Give `connectionString` or `client`; with neither, pg reads the PG* environment.
+ *
+ * @example
+ * const options: PgLockOptions = { connectionString: 'postgres://app@db/app', wait: 30_000, data: { release: 'v42' } }
+ */
 export interface PgLockOptions {
   /** e.g. `postgres://app@db.internal:5432/app`; a connection is opened for the lock and closed on release. */
   connectionString?: string
@@ -39,7 +48,12 @@ export interface PgLockOptions {
   onCompromised?: (err: LockCompromisedError) => void
 }
 
-/** A lock holder as read from the server: the usual owner fields plus what PostgreSQL knows. */
+/**
+ * A lock holder as read from the server: the usual owner fields plus what PostgreSQL knows.
+ *
+ * @example
+ * catch (err) { if (err instanceof LockHeldError) console.error((err.owner as PgLockOwner).backendPid) }
+ */
 export interface PgLockOwner extends LockOwner {
   /** The holder's server process (`pg_terminate_backend(backendPid)` ends its session and its lock). */
   backendPid: number
@@ -49,7 +63,13 @@ export interface PgLockOwner extends LockOwner {
   applicationName: string
 }
 
-/** A held PostgreSQL session advisory lock. Release it with `release()` or `await using`. */
+/**
+ * A held PostgreSQL session advisory lock. Release it with `release()` or `await using`.
+ *
+ * @example
+ * const lock: PgLock = await acquirePgLock('nightly-report')
+ * try { await report() } finally { await lock.release() }
+ */
 export interface PgLock extends AsyncDisposable {
   /** The key it was acquired with. */
   readonly key: string | bigint
@@ -63,7 +83,12 @@ export interface PgLock extends AsyncDisposable {
   release(): Promise<void>
 }
 
-/** What `parsePgLockUrl` returns. */
+/**
+ * What `parsePgLockUrl` returns.
+ *
+ * @example
+ * const { connectionString, key }: PgLockUrl = parsePgLockUrl('postgres://app@db/app?key=jobs')
+ */
 export interface PgLockUrl {
   /** The URL without its `key` parameter, for `pg`. */
   connectionString: string
@@ -145,9 +170,12 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
   const quiet = () => {}
   client.on('error', quiet)
   let connected = !own
+  let locked = false
   let previousAppName: string | null = null
   const cleanup = async () => {
     client.removeListener('error', quiet)
+    // On a caller's client the session outlives us: a lock taken before a later step failed must go.
+    if (locked && !own) await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockId.toString()]).catch(() => {})
     if (own) {
       if (connected) await client.end().catch(() => {})
     } else if (previousAppName !== null) {
@@ -181,6 +209,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
       }
     }
     await takeLock(pg, client, own ? config : configOf(client), lockId, where, session.pid, opts)
+    locked = true
     owner.createdAt = new Date().toISOString()
     // Leaves the full owner record in pg_stat_activity.query, where other sessions of the
     // same role (or with pg_read_all_stats) read it; application_name is the short fallback.
@@ -496,7 +525,7 @@ function validate(options: PgLockOptions): ValidOptions {
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   const o = { wait: 0, ...options }
   if (o.connectionString !== undefined && (typeof o.connectionString !== 'string' || o.connectionString === '')) {
-    throw invalidArgType('connectionString', 'a non-empty string', typeof o.connectionString === 'string' ? o.connectionString : o.connectionString)
+    throw invalidArgType('connectionString', 'a non-empty string', o.connectionString)
   }
   if (o.client !== undefined) {
     if (o.connectionString !== undefined) throw invalidArgValue('client', o.client, 'cannot be given with "connectionString": pass one or the other')
