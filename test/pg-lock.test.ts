@@ -345,7 +345,7 @@ describe.skipIf(!url)('acquirePgLock against a real server', () => {
       const logged = () => (existsSync(join(tmp.dir, 'log')) ? readFileSync(join(tmp.dir, 'log'), 'utf8').split('\n').length - 1 : 0)
       let kills = 0
       const target = 400 // bounded by iterations, with a time cap for a slow machine
-      const deadline = Date.now() + 45_000
+      const deadline = Date.now() + 35_000
       while (logged() < target && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 150))
         const victim = Math.floor(Math.random() * workers.length)
