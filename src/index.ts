@@ -36,3 +36,13 @@ export {
   type TempDirOptions,
 } from './temp.js'
 export { reapOrphans, type ReapOptions, type ReapedEntry } from './reap.js'
+export { pgLockId } from './pg-key.js'
+export {
+  acquirePgLock,
+  parsePgLockUrl,
+  type PgLock,
+  type PgLockOptions,
+  type PgLockOwner,
+  type PgLockUrl,
+  type PgClientLike,
+} from './pg-lock.js'
