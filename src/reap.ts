@@ -6,6 +6,8 @@ import { invalidArgType } from './errors.js'
 import { judgeOwner, type OwnerVerdict } from './owner.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, identityFromTags, parseTempName } from './temp-name.js'
+import { judgeSnapshot, readSnapshot } from './lock-record.js'
+import { reapPidLock } from './pid-lock.js'
 
 const debug = debuglog('exitguard')
 
@@ -38,18 +40,31 @@ export interface ReapedEntry {
 }
 
 /**
- * Extension point: reapers for files that are not exitguard temp names. The PID
- * lock module (src/pid-lock.ts, written in parallel) is meant to add one here that
- * calls its `reapPidLock(path): boolean` for its lock files, e.g.
- *   (path, name) => name.endsWith('.pid') && reapPidLock(path) ? { path, kind: 'pid-lock', reason: 'stale' } : null
- * Each gets the absolute path and basename and returns what it removed, or null.
+ * A PID lock file, or a claim or private file of one, that an exitguard
+ * process left: removed only when the file holds a whole exitguard record
+ * (never a bare PID or anyone else's file) whose owner is provably dead, and
+ * through the lock's own race-free protocol.
  */
-type CandidateReaper = (path: string, name: string) => ReapedEntry | null
-const candidateReapers: CandidateReaper[] = []
+function reapLockFile(path: string, name: string, prefix: string | undefined, euid: number | undefined): ReapedEntry | null {
+  if (prefix !== undefined && !name.startsWith(prefix) && !name.startsWith(`.${prefix}`)) return null
+  try {
+    const st = lstatSync(path, { throwIfNoEntry: false })
+    // A record is a few hundred bytes: skip anything else without opening it.
+    if (!st?.isFile() || st.size < 20 || st.size > 8192 || (euid !== undefined && st.uid !== euid)) return null
+    const snapshot = readSnapshot(path)
+    if (snapshot?.kind !== 'record') return null
+    const verdict = judgeSnapshot(snapshot, 0)
+    if (!verdict.dead) return null
+    return reapPidLock(path) ? { path, kind: 'pid-lock', reason: verdict.reason } : null
+  } catch (err) {
+    debug('reap: skipped %s: %s', path, (err as Error).message)
+    return null
+  }
+}
 
 /**
- * Removes, synchronously, the temp files and dirs in `dir` that exitguard
- * processes left behind when they could not clean up (SIGKILL, crash, power
+ * Removes, synchronously, the temp files and dirs, and the PID lock files, in
+ * `dir` that exitguard processes left behind when they could not clean up (SIGKILL, crash, power
  * loss), and returns what it removed and why.
  *
  * The owner is read from the name, and an entry goes only with proof that its
@@ -77,10 +92,8 @@ export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
     const path = join(dir, name)
     const owner = parseTempName(name, prefix)
     if (!owner) {
-      for (const reaper of candidateReapers) {
-        const entry = reaper(path, name)
-        if (entry) reaped.push(entry)
-      }
+      const entry = reapLockFile(path, name, prefix, euid)
+      if (entry) reaped.push(entry)
       continue
     }
     const key = `${owner.hostTag}-${owner.pid}-${owner.startTag}-${owner.bootTag}`

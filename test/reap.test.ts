@@ -73,6 +73,36 @@ describe('reapOrphans after SIGKILL', () => {
   })
 })
 
+describe('reapOrphans and PID lock files', () => {
+  const lockChild = join(fixtures, 'pid-lock.mjs')
+
+  it("removes a SIGKILLed holder's lock and a dead taker's claim; leaves a live lock, bare PID files and others' files", async () => {
+    const killed = startNode(lockChild, ['hold', join(dir, 'killed.pid')])
+    const live = startNode(lockChild, ['hold', join(dir, 'live.pid')])
+    children.push(killed, live)
+    await Promise.all([killed.waitFor('ready'), live.waitFor('ready')])
+    killed.child.kill('SIGKILL')
+    await killed.done
+    const dead = await deadPid()
+    // What a taker killed mid-takeover leaves: a claim holding its own (dead) record.
+    const record = readFileSync(join(dir, 'killed.pid'), 'utf8').replace(String(killed.pid), String(dead)).replaceAll(`"pid":${killed.pid}`, `"pid":${dead}`).replace(/"token":"\w+"/, '"token":"deadtaker1"')
+    writeFileSync(join(dir, 'killed.pid.break.tsomething'), record)
+    writeFileSync(join(dir, 'bare.pid'), `${dead}\n`) // not provably exitguard's: left alone
+    writeFileSync(join(dir, 'notes.txt'), 'not a lock\n')
+
+    const reaped = reapOrphans({ dir })
+    expect(reaped.map((r) => [basename(r.path), r.kind]).sort()).toEqual([
+      ['killed.pid', 'pid-lock'],
+      ['killed.pid.break.tsomething', 'pid-lock'],
+    ])
+    expect(reaped.find((r) => basename(r.path) === 'killed.pid')!.reason).toBe(`no process has PID ${killed.pid}`)
+    expect(readdirSync(dir).sort()).toEqual(['bare.pid', 'live.pid', 'notes.txt'])
+    live.child.kill('SIGTERM')
+    await live.done
+    expect(readdirSync(dir).sort()).toEqual(['bare.pid', 'notes.txt'])
+  })
+})
+
 describe('proof of death', () => {
   it('a reused PID (our own PID, another start time) is dead', () => {
     const name = craftName({ start: 'zzzz' })
