@@ -64,10 +64,10 @@ export class LockHeldError extends ExitguardError {
 
 /** Waiting for a lock ran out (`ETIMEDOUT`); `owner` is who still held it. */
 export class LockTimeoutError extends LockHeldError {
-  constructor(path: string, owner: LockOwner, waitedMs: number) {
+  constructor(path: string, owner: LockOwner, waitedMs: number, options: { message?: string } = {}) {
     super(path, owner, {
       code: 'ETIMEDOUT',
-      message: `Gave up after waiting ${waitedMs} ms for the lock ${path}: still held by ${describeOwner(owner)}.`,
+      message: options.message ?? `Gave up after waiting ${waitedMs} ms for the lock ${path}: still held by ${describeOwner(owner)}.`,
     })
   }
 }

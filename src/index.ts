@@ -46,3 +46,12 @@ export {
   type PgLockUrl,
   type PgClientLike,
 } from './pg-lock.js'
+export {
+  acquireFileLock,
+  acquireFileLockSync,
+  FileLock,
+  FileLockHeldError,
+  FileLockTimeoutError,
+  type FileLockOptions,
+  type FileLockAsyncOptions,
+} from './file-lock.js'

@@ -377,12 +377,15 @@ describe('without pg installed', () => {
   afterEach(() => tmp.cleanup())
 
   it('acquirePgLock rejects with ENOPG saying to install pg; the rest of exitguard works', async () => {
-    // A copy of the package whose node_modules has signal-exit but no pg.
+    // A copy of the package whose node_modules has its dependencies but no pg.
     const pkg = join(tmp.dir, 'node_modules', 'exitguard')
     mkdirSync(join(tmp.dir, 'node_modules'), { recursive: true })
     cpSync(join(root, 'dist'), join(pkg, 'dist'), { recursive: true })
     cpSync(join(root, 'package.json'), join(pkg, 'package.json'))
-    symlinkSync(join(root, 'node_modules', 'signal-exit'), join(tmp.dir, 'node_modules', 'signal-exit'))
+    // Every runtime dependency (symlinked: they resolve their own dependencies from the real root).
+    for (const dep of Object.keys(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).dependencies)) {
+      symlinkSync(join(root, 'node_modules', dep), join(tmp.dir, 'node_modules', dep))
+    }
     const script = join(tmp.dir, 'main.mjs')
     writeFileSync(
       script,
