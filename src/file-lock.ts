@@ -1,10 +1,15 @@
 import { realpathSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import * as lockfile from 'proper-lockfile'
+import type * as Lockfile from 'proper-lockfile'
 import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
 import { fsError } from './lock-record.js'
 import type { LockOwner } from './owner.js'
 import { onExit, type Registration } from './registry.js'
+import { requireLazily } from './require-lazily.cjs'
+
+let loaded: typeof Lockfile | undefined
+/** proper-lockfile, loaded on first use: loading it installs exit handlers. */
+const lockfile = (): typeof Lockfile => (loaded ??= requireLazily<typeof Lockfile>('proper-lockfile'))
 
 /** Options of `acquireFileLock` and `acquireFileLockSync`. */
 export interface FileLockOptions {
@@ -177,7 +182,7 @@ export class FileLock implements Disposable, AsyncDisposable {
     if (this.#compromised) return
     try {
       // Stops the heartbeat and rmdirs; proper-lockfile's own exit handler then finds nothing left.
-      lockfile.unlockSync(this.path, { realpath: false, lockfilePath: this.lockfilePath })
+      lockfile().unlockSync(this.path, { realpath: false, lockfilePath: this.lockfilePath })
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOTACQUIRED' || code === 'ENOENT') return // already dropped by proper-lockfile
@@ -207,7 +212,7 @@ export function acquireFileLockSync(resource: string, options: FileLockOptions =
   for (;;) {
     const slot = new Slot()
     try {
-      lockfile.lockSync(opts.path, lockOptions(opts, slot))
+      lockfile().lockSync(opts.path, lockOptions(opts, slot))
       return slot.fill(opts)
     } catch (err) {
       const left = opts.wait - (Date.now() - started)
@@ -233,7 +238,7 @@ export async function acquireFileLock(resource: string, options: FileLockAsyncOp
   for (;;) {
     const slot = new Slot()
     try {
-      await lockfile.lock(opts.path, lockOptions(opts, slot))
+      await lockfile().lock(opts.path, lockOptions(opts, slot))
       if (signal?.aborted) {
         // Aborted while the attempt ran: give the lock back rather than leak it.
         slot.fill(opts).release()
@@ -321,7 +326,7 @@ class Slot {
   }
 }
 
-function lockOptions(opts: Validated, slot: Slot): lockfile.LockOptions {
+function lockOptions(opts: Validated, slot: Slot): Lockfile.LockOptions {
   return {
     stale: opts.stale,
     update: opts.update,

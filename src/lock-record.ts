@@ -170,7 +170,8 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
   }
   if (snapshot.kind === 'invalid') {
     const age = Date.now() - stats.mtimeMs
-    return age >= unreadableGrace
+    // Clamped: a file's mtime can be a fraction of a ms ahead of Date.now().
+    return Math.max(0, age) >= unreadableGrace
       ? { dead: true, foreign: false, reason: `the lock file holds no valid record and is ${Math.round(age)} ms old` }
       : { dead: false, foreign: false, reason: `the lock file holds no valid record yet (younger than ${unreadableGrace} ms)` }
   }

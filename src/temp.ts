@@ -1,11 +1,16 @@
 import { closeSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import * as tmp from 'tmp'
+import type * as Tmp from 'tmp'
 import { ExitguardError, invalidArgType, invalidArgValue } from './errors.js'
 import { onExit, type Registration } from './registry.js'
 import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, DEFAULT_PREFIX, makeTempName } from './temp-name.js'
+import { requireLazily } from './require-lazily.cjs'
+
+let loadedTmp: typeof Tmp | undefined
+/** tmp, loaded on first use: loading it adds an `exit` listener. */
+const tmp = (): typeof Tmp => (loadedTmp ??= requireLazily<typeof Tmp>('tmp'))
 
 /**
  * Options of `tempDir`/`tempDirSync` (and the base of `TempFileOptions`).
@@ -233,7 +238,7 @@ function resolveOptions(options: TempFileOptions | undefined, mode: number): Res
   return o
 }
 
-function tmpOptions(o: Resolved, name: string): tmp.FileOptions & tmp.DirOptions {
+function tmpOptions(o: Resolved, name: string): Tmp.FileOptions & Tmp.DirOptions {
   // keep: true always: tmp only creates (O_EXCL, realpath'd parent); exitguard's registry removes.
   // tmp's own list is O(n) per removal and runs only on the 'exit' event (not on signals).
   return { tmpdir: o.dir, name, mode: o.mode, keep: true, discardDescriptor: !o.fd, tries: 1 }
@@ -284,7 +289,7 @@ async function createAsync<T>(o: Resolved, create: (name: string) => Promise<T>)
 export function tempFileSync(options?: TempFileOptions): TempFile {
   const o = resolveOptions(options, 0o600)
   return createSync(o, (name) => {
-    const { name: path, fd } = tmp.fileSync(tmpOptions(o, name))
+    const { name: path, fd } = tmp().fileSync(tmpOptions(o, name))
     return new TempFile(path, o.fd ? fd : null, o.keep)
   })
 }
@@ -300,7 +305,7 @@ export async function tempFile(options?: TempFileOptions): Promise<TempFile> {
   const o = resolveOptions(options, 0o600)
   return createAsync(o, (name) =>
     new Promise<TempFile>((resolve, reject) => {
-      tmp.file(tmpOptions(o, name), (err, path, fd) => {
+      tmp().file(tmpOptions(o, name), (err, path, fd) => {
         if (err) reject(err)
         else resolve(new TempFile(path, o.fd ? fd : null, o.keep))
       })
@@ -319,7 +324,7 @@ export async function tempFile(options?: TempFileOptions): Promise<TempFile> {
  */
 export function tempDirSync(options?: TempDirOptions): TempDir {
   const o = resolveOptions(options, 0o700)
-  return createSync(o, (name) => new TempDir(tmp.dirSync(tmpOptions(o, name)).name, o.keep))
+  return createSync(o, (name) => new TempDir(tmp().dirSync(tmpOptions(o, name)).name, o.keep))
 }
 
 /**
@@ -333,7 +338,7 @@ export async function tempDir(options?: TempDirOptions): Promise<TempDir> {
   const o = resolveOptions(options, 0o700)
   return createAsync(o, (name) =>
     new Promise<TempDir>((resolve, reject) => {
-      tmp.dir(tmpOptions(o, name), (err, path) => {
+      tmp().dir(tmpOptions(o, name), (err, path) => {
         if (err) reject(err)
         else resolve(new TempDir(path, o.keep))
       })
