@@ -11,9 +11,13 @@ const print = (line) => process.stdout.write(line + '\n')
 const plOptions = { stale: 2000, update: 1000, realpath: false }
 
 if (role === 'hold') {
-  const release = lib === 'exitguard'
-    ? (await acquirePidLock(path)).release.bind(null)
-    : await lockfile.lock(path, plOptions)
+  let release
+  if (lib === 'exitguard') {
+    const lock = await acquirePidLock(path)
+    release = () => lock.release()
+  } else {
+    release = await lockfile.lock(path, plOptions)
+  }
   process.on('SIGUSR2', async () => {
     print(`released ${now()}`)
     await release()

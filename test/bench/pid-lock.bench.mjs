@@ -28,22 +28,24 @@ const contenders = {
   },
 }
 const opsPerSecond = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]))
-for (let round = 0; round < 5; round++) {
+for (let round = 0; round < 12; round++) {
   for (const [name, fn] of Object.entries(contenders)) {
     for (let i = 0; i < 500; i++) fn()
     const start = performance.now()
     let n = 0
-    while (performance.now() - start < 400) {
+    while (performance.now() - start < 200) {
       fn()
       n++
     }
     opsPerSecond[name].push((n * 1000) / (performance.now() - start))
   }
 }
-const ours = median(opsPerSecond.exitguard)
-console.log(`uncontended acquire + release in ${dir} (median of 5 rounds of 400 ms):`)
+// Best round: on a shared machine, noise only ever slows a round down.
+const best = (xs) => Math.max(...xs)
+const ours = best(opsPerSecond.exitguard)
+console.log(`uncontended acquire + release in ${dir} (best of 12 alternating rounds of 200 ms; median in brackets):`)
 for (const [name, xs] of Object.entries(opsPerSecond)) {
-  console.log(`  ${name.padEnd(48)} ${Math.round(median(xs)).toString().padStart(7)} ops/s   exitguard / this = ${(ours / median(xs)).toFixed(2)}`)
+  console.log(`  ${name.padEnd(48)} ${Math.round(best(xs)).toString().padStart(7)} ops/s (${Math.round(median(xs))})   exitguard / this = ${(ours / best(xs)).toFixed(2)}`)
 }
 
 function start(lib, role) {
