@@ -11,7 +11,7 @@ import {
   LockHeldError,
   type LockCompromisedError,
 } from '../src/index.js'
-import { deadPid, fixtures, makeTempDir, runNode, startNode } from './helpers/child.js'
+import { deadPid, fixtures, makeTempDir, root, runNode, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let lockPath: string
@@ -307,6 +307,37 @@ describe('bad input at the lock path', () => {
     expect(() => acquirePidLockSync(lockPath, { data: 'x'.repeat(5000) })).toThrow(/at most 4096 bytes/)
     expect(() => acquirePidLockSync(lockPath, { signal: AbortSignal.abort() } as never)).toThrow(expect.objectContaining({ code: 'ESYNC' }))
     expect(readdirSync(tmp.dir)).toEqual([])
+  })
+})
+
+describe('documented defaults', () => {
+  it('README.md states the defaults the code uses', async () => {
+    const doc = readFileSync(join(root, 'README.md'), 'utf8')
+    for (const row of ['| `wait` | `0` |', '| `data` | `null` |', '| `pidOnly` | `false` |', '| `unreadableGrace` | `5000` |', '| `checkInterval` | `1000` |']) {
+      expect(doc).toContain(row)
+    }
+    // wait 0: fails at once; pidOnly false: a full record; data null.
+    using lock = acquirePidLockSync(lockPath)
+    expect(lock.owner.data).toBeNull()
+    expect(readFileSync(lockPath, 'utf8').split('\n')).toHaveLength(3)
+    expect(() => acquirePidLockSync(lockPath)).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+    // unreadableGrace 5000: a garbage file 4 s old is held, 6 s old is stale.
+    const other = join(tmp.dir, 'other.pid')
+    writeFileSync(other, 'garbage')
+    const at = (ms: number) => utimesSync(other, new Date(Date.now() - ms), new Date(Date.now() - ms))
+    at(4000)
+    expect(readPidLock(other).state).toBe('held')
+    at(6000)
+    expect(readPidLock(other).state).toBe('stale')
+  })
+
+  it('checkInterval 1000: a held lock notices on its own that its file was deleted', async () => {
+    let report!: (err: LockCompromisedError) => void
+    const lost = new Promise<LockCompromisedError>((resolve) => (report = resolve))
+    const lock = acquirePidLockSync(lockPath, { onCompromised: report })
+    unlinkSync(lockPath)
+    expect(await lost).toMatchObject({ code: 'ECOMPROMISED' })
+    lock.release()
   })
 })
 

@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { onExit, unregister, registered, configure, ExitguardError } from '../src/index.js'
-import { fixtures, makeTempDir, runNode, startNode } from './helpers/child.js'
+import { fixtures, makeTempDir, root, runNode, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let log: string
@@ -184,7 +184,8 @@ describe('registration API (in this process; nothing here runs at exit)', () => 
 
   it('configure() validates asyncTimeout and returns the options in force', () => {
     const { asyncTimeout } = configure()
-    expect(asyncTimeout).toBe(5000) // the documented default
+    expect(asyncTimeout).toBe(5000)
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('| `asyncTimeout` | `5000` |')
     expect(configure({ asyncTimeout: 100 }).asyncTimeout).toBe(100)
     expect(() => configure({ asyncTimeout: -1 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
     expect(() => configure({ asyncTimeout: Number.NaN })).toThrow(/asyncTimeout/)

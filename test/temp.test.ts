@@ -97,8 +97,8 @@ describe('creation', () => {
     d.remove()
   })
 
-  it('the defaults documented in docs/readme-temp.md are the ones the code uses', () => {
-    const doc = readFileSync(join(root, 'docs', 'readme-temp.md'), 'utf8')
+  it('the defaults documented in README.md are the ones the code uses', () => {
+    const doc = readFileSync(join(root, 'README.md'), 'utf8')
     expect(doc).toContain(`| \`prefix\` | \`'${DEFAULT_PREFIX}'\` |`)
     expect(doc).toContain('| `postfix` | `\'\'` |')
     expect(doc).toContain('| `dir` | `os.tmpdir()` |')
