@@ -8,12 +8,12 @@ export default defineConfig({
   // first): what users get, including the CommonJS shim that loads tmp and proper-lockfile lazily.
   resolve: { alias: [{ find: /^(?:\.\.\/)+src\/(.*)$/, replacement: `${dist}$1` }] },
   test: {
+    // Type tests (test/**/*.test-d.ts) are checked by `npm run typecheck` (tsc), which npm test runs first.
     include: ['test/**/*.test.ts'],
     // A throw-away PostgreSQL server for test/pg-lock.test.ts (see test/pg/server.mjs).
     globalSetup: ['test/pg/global-setup.ts'],
     // Tests spawn real processes; two cores are shared, so the waits are generous.
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
   },
 })

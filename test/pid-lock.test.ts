@@ -390,7 +390,7 @@ describe('stale takeover is race-free', () => {
       writeFileSync(go, '')
       const results = await Promise.all(pool.map((r) => r.done))
       unlinkSync(go)
-      const outcomes = results.map((r) => r.stdout.trim().split('\n').pop())
+      const outcomes = results.map((r) => r.stdout.trim().split('\n').pop() ?? '')
       expect(outcomes.filter((o) => o.startsWith('won')), `round ${round}: ${outcomes.join(', ')}`).toEqual([`won ${dead}`])
       expect(outcomes.filter((o) => o === 'held')).toHaveLength(racers - 1)
       expect(readdirSync(tmp.dir)).toEqual([])

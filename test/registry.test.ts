@@ -150,7 +150,7 @@ describe('registration API (in this process; nothing here runs at exit)', () => 
   })
 
   it('unregister(fn) removes every registration of fn and counts them; unknown fn is 0', () => {
-    const fn = () => {}
+    const fn = (..._args: unknown[]) => {}
     const a = onExit(fn)
     onExit(fn, 1)
     const other = onExit(() => {})
@@ -163,7 +163,7 @@ describe('registration API (in this process; nothing here runs at exit)', () => 
 
   it('registered() lists handlers in run order (newest first), with labels and args', () => {
     const before = registered().length
-    function flush() {}
+    function flush(..._args: unknown[]) {}
     const a = onExit(flush, 'x', 1)
     const b = onExit(() => {})
     b.label = 'remove work dir'
