@@ -20,6 +20,8 @@ export interface ReapOptions {
   dir?: string
   /** Only names that start with this prefix (as given to `tempDir`/`tempFile`). Default: any exitguard name. */
   prefix?: string
+  /** Only report what would be removed; remove nothing. The same checks run, so the report matches a real run made at that moment. Default false. */
+  dryRun?: boolean
 }
 
 /**
@@ -30,7 +32,7 @@ export interface ReapOptions {
  * // [{ path: '/tmp/tmp-exitguard-...', kind: 'dir', reason: 'no process has PID 4242' }]
  */
 export interface ReapedEntry {
-  /** Absolute path that was removed. */
+  /** Absolute path that was removed (or, with `dryRun`, would be). */
   path: string
   kind: 'file' | 'dir' | 'pid-lock'
   /** Why its owner counts as dead, e.g. "no process has PID 4242". */
@@ -42,9 +44,10 @@ export interface ReapedEntry {
  * lock module (src/pid-lock.ts, written in parallel) is meant to add one here that
  * calls its `reapPidLock(path): boolean` for its lock files, e.g.
  *   (path, name) => name.endsWith('.pid') && reapPidLock(path) ? { path, kind: 'pid-lock', reason: 'stale' } : null
- * Each gets the absolute path and basename and returns what it removed, or null.
+ * Each gets the absolute path, the basename and `dryRun`, and returns what it
+ * removed (or would remove), or null.
  */
-type CandidateReaper = (path: string, name: string) => ReapedEntry | null
+type CandidateReaper = (path: string, name: string, dryRun: boolean) => ReapedEntry | null
 const candidateReapers: CandidateReaper[] = []
 
 /**
@@ -66,6 +69,8 @@ const candidateReapers: CandidateReaper[] = []
 export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   if (options.dir !== undefined && typeof options.dir !== 'string') throw invalidArgType('dir', 'a string', options.dir)
+  if (options.dryRun !== undefined && typeof options.dryRun !== 'boolean') throw invalidArgType('dryRun', 'a boolean', options.dryRun)
+  const dryRun = options.dryRun ?? false
   const prefix = options.prefix === undefined ? undefined : checkNamePart('prefix', options.prefix)
   const dir = realpathSync(options.dir ?? tmpdir())
   const euid = process.geteuid?.()
@@ -78,7 +83,7 @@ export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
     const owner = parseTempName(name, prefix)
     if (!owner) {
       for (const reaper of candidateReapers) {
-        const entry = reaper(path, name)
+        const entry = reaper(path, name, dryRun)
         if (entry) reaped.push(entry)
       }
       continue
@@ -92,19 +97,20 @@ export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
     }
     if (verdict === null || verdict.alive) continue
 
-    const entry = removeOrphan(path, verdict.reason, euid)
+    const entry = removeOrphan(path, verdict.reason, euid, dryRun)
     if (entry) reaped.push(entry)
   }
   return reaped
 }
 
-function removeOrphan(path: string, reason: string, euid: number | undefined): ReapedEntry | null {
+function removeOrphan(path: string, reason: string, euid: number | undefined, dryRun: boolean): ReapedEntry | null {
   try {
     // lstat: a symlink named like ours (planted, or a collision) is never followed or removed.
     const st = lstatSync(path, { throwIfNoEntry: false })
     if (!st || !(st.isFile() || st.isDirectory())) return null
     // Another user's tree could be changed under us while we walk it: leave it to that user (even as root).
     if (euid !== undefined && st.uid !== euid) return null
+    if (dryRun) return { path, kind: st.isFile() ? 'file' : 'dir', reason }
     if (st.isFile()) return removeFileSync(path) ? { path, kind: 'file', reason } : null
     return removeDirSync(path) ? { path, kind: 'dir', reason } : null
   } catch (err) {
