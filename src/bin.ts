@@ -3,10 +3,13 @@
 import { cli } from './cli.js'
 
 const outcome = await cli(process.argv.slice(2))
-if (outcome.signal) {
+// SIGUSR1 would start Node's inspector instead of ending us: use the 128 + n code for it.
+if (outcome.signal && outcome.signal !== 'SIGUSR1') {
   // Die as the command died, so a shell or supervisor sees the real signal (bash: 130 for SIGINT).
-  // exitguard's own hook, if loaded, finds nothing left to release and re-raises in turn.
+  // Everything is released by now. Listeners (exitguard's hook) would defer the signal to a
+  // later tick that never comes, as the loop is empty: remove them so the default action kills us.
+  process.removeAllListeners(outcome.signal)
   process.kill(process.pid, outcome.signal)
 }
-// If the signal did not end us (it is blocked or ignored), fall back to 128 + its number.
+// If the signal did not end us (ignored, like SIGPIPE in Node), exit with 128 + its number.
 process.exitCode = outcome.code
