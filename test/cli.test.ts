@@ -243,6 +243,25 @@ describe('exitguard run', () => {
     ])
   })
 
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
+  it.skipIf(process.platform !== 'linux' || !setpriv)('the documented Linux recipe: setpriv --pdeathsig ends the command when the wrapper is SIGKILLed', async () => {
+    const run = start(['run', '--lock', lock, '--', setpriv!, '--pdeathsig', 'TERM', '--', ...sleeper])
+    await run.waitFor('ready')
+    const pid = childPid(run)
+    orphans.push(pid)
+    run.child.kill('SIGKILL')
+    // 'close' needs the command's end too (it holds the pipes): the kernel's SIGTERM to it brings that.
+    expect(await run.done).toMatchObject({ signal: 'SIGKILL' })
+    // Gone, or a zombie waiting for init (which may not reap in a container).
+    let state: string | undefined
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.[0]
+    } catch {
+      state = undefined
+    }
+    expect(state === undefined || state === 'Z').toBe(true)
+  })
+
   it('--tmpdir: TMPDIR and EXITGUARD_TMPDIR name a private dir, removed afterwards', async () => {
     const r = await exitguard(['run', '--lock', lock, '--tmpdir', '--', 'sh', '-c', 'echo "$TMPDIR"; echo "$EXITGUARD_TMPDIR"; echo hi > "$TMPDIR/file"; stat -c %a "$TMPDIR"'], { TMPDIR: dir })
     expect(r.code).toBe(0)
