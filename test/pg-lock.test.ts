@@ -377,12 +377,12 @@ describe('without pg installed', () => {
   afterEach(() => tmp.cleanup())
 
   it('acquirePgLock rejects with ENOPG saying to install pg; the rest of exitguard works', async () => {
-    // A copy of the package whose node_modules has signal-exit but no pg.
+    // A copy of the package whose node_modules has its dependencies but no pg.
     const pkg = join(tmp.dir, 'node_modules', 'exitguard')
     mkdirSync(join(tmp.dir, 'node_modules'), { recursive: true })
     cpSync(join(root, 'dist'), join(pkg, 'dist'), { recursive: true })
     cpSync(join(root, 'package.json'), join(pkg, 'package.json'))
-    symlinkSync(join(root, 'node_modules', 'signal-exit'), join(tmp.dir, 'node_modules', 'signal-exit'))
+    for (const dep of ['signal-exit', 'tmp']) symlinkSync(join(root, 'node_modules', dep), join(tmp.dir, 'node_modules', dep))
     const script = join(tmp.dir, 'main.mjs')
     writeFileSync(
       script,
