@@ -22,6 +22,8 @@ export interface ReapOptions {
   dir?: string
   /** Only names that start with this prefix (as given to `tempDir`/`tempFile`). Default: any exitguard name. */
   prefix?: string
+  /** Only report what would be removed; remove nothing. The same checks run, so the report matches a real run made at that moment. Default false. */
+  dryRun?: boolean
 }
 
 /**
@@ -32,7 +34,7 @@ export interface ReapOptions {
  * // [{ path: '/tmp/tmp-exitguard-...', kind: 'dir', reason: 'no process has PID 4242' }]
  */
 export interface ReapedEntry {
-  /** Absolute path that was removed. */
+  /** Absolute path that was removed (or, with `dryRun`, would be). */
   path: string
   kind: 'file' | 'dir' | 'pid-lock'
   /** Why its owner counts as dead, e.g. "no process has PID 4242". */
@@ -45,7 +47,7 @@ export interface ReapedEntry {
  * (never a bare PID or anyone else's file) whose owner is provably dead, and
  * through the lock's own race-free protocol.
  */
-function reapLockFile(path: string, name: string, prefix: string | undefined, euid: number | undefined): ReapedEntry | null {
+function reapLockFile(path: string, name: string, prefix: string | undefined, euid: number | undefined, dryRun: boolean): ReapedEntry | null {
   if (prefix !== undefined && !name.startsWith(prefix) && !name.startsWith(`.${prefix}`)) return null
   try {
     const st = lstatSync(path, { throwIfNoEntry: false })
@@ -55,6 +57,7 @@ function reapLockFile(path: string, name: string, prefix: string | undefined, eu
     if (snapshot?.kind !== 'record') return null
     const verdict = judgeSnapshot(snapshot, 0)
     if (!verdict.dead) return null
+    if (dryRun) return { path, kind: 'pid-lock', reason: verdict.reason }
     return reapPidLock(path) ? { path, kind: 'pid-lock', reason: verdict.reason } : null
   } catch (err) {
     debug('reap: skipped %s: %s', path, (err as Error).message)
@@ -81,6 +84,8 @@ function reapLockFile(path: string, name: string, prefix: string | undefined, eu
 export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   if (options.dir !== undefined && typeof options.dir !== 'string') throw invalidArgType('dir', 'a string', options.dir)
+  if (options.dryRun !== undefined && typeof options.dryRun !== 'boolean') throw invalidArgType('dryRun', 'a boolean', options.dryRun)
+  const dryRun = options.dryRun ?? false
   const prefix = options.prefix === undefined ? undefined : checkNamePart('prefix', options.prefix)
   const dir = realpathSync(options.dir ?? tmpdir())
   const euid = process.geteuid?.()
@@ -92,7 +97,7 @@ export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
     const path = join(dir, name)
     const owner = parseTempName(name, prefix)
     if (!owner) {
-      const entry = reapLockFile(path, name, prefix, euid)
+      const entry = reapLockFile(path, name, prefix, euid, dryRun)
       if (entry) reaped.push(entry)
       continue
     }
@@ -105,19 +110,20 @@ export function reapOrphans(options: ReapOptions = {}): ReapedEntry[] {
     }
     if (verdict === null || verdict.alive) continue
 
-    const entry = removeOrphan(path, verdict.reason, euid)
+    const entry = removeOrphan(path, verdict.reason, euid, dryRun)
     if (entry) reaped.push(entry)
   }
   return reaped
 }
 
-function removeOrphan(path: string, reason: string, euid: number | undefined): ReapedEntry | null {
+function removeOrphan(path: string, reason: string, euid: number | undefined, dryRun: boolean): ReapedEntry | null {
   try {
     // lstat: a symlink named like ours (planted, or a collision) is never followed or removed.
     const st = lstatSync(path, { throwIfNoEntry: false })
     if (!st || !(st.isFile() || st.isDirectory())) return null
     // Another user's tree could be changed under us while we walk it: leave it to that user (even as root).
     if (euid !== undefined && st.uid !== euid) return null
+    if (dryRun) return { path, kind: st.isFile() ? 'file' : 'dir', reason }
     if (st.isFile()) return removeFileSync(path) ? { path, kind: 'file', reason } : null
     return removeDirSync(path) ? { path, kind: 'dir', reason } : null
   } catch (err) {

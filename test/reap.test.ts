@@ -57,6 +57,24 @@ describe('reapOrphans after SIGKILL', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
+  it('dryRun reports the same entries as a real run and removes nothing', async () => {
+    const killed = startNode(hold, [dir, 'job-', '2'])
+    children.push(killed)
+    await killed.waitFor('ready')
+    killed.child.kill('SIGKILL')
+    await killed.done
+    const before = readdirSync(dir).sort()
+    expect(before).toHaveLength(4)
+
+    const dry = reapOrphans({ dir, dryRun: true })
+    expect(readdirSync(dir).sort()).toEqual(before)
+    expect(dry.map((r) => r.kind).sort()).toEqual(['dir', 'dir', 'file', 'file'])
+    const real = reapOrphans({ dir })
+    expect(real).toEqual(dry)
+    expect(readdirSync(dir)).toEqual([])
+    expect(() => reapOrphans({ dir, dryRun: 'yes' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
+  })
+
   it('the reap option reaps on first use, for that prefix only', async () => {
     const killed = startNode(hold, [dir, 'mine-', '2'])
     const other = startNode(hold, [dir, 'other-', '1'])

@@ -1,0 +1,123 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { ExitguardError, LockHeldError } from './errors.js'
+import { acquirePgLock, parsePgLockUrl } from './pg-lock.js'
+import { acquirePidLock } from './pid-lock.js'
+import { tempDir, type TempDir } from './temp.js'
+import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
+
+/** What `exitguard run` was asked to do, after its arguments were checked. */
+export interface RunRequest {
+  lock: string
+  wait: number
+  tmpdir: boolean
+  data: unknown
+  command: string[]
+}
+
+/**
+ * Forwarded to the child rather than left to exitguard's exit hooks: the child
+ * decides how to end, and the wrapper mirrors it. SIGUSR1 is left out (it
+ * starts Node's inspector); other fatal signals release and kill the wrapper.
+ */
+export const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const
+
+/**
+ * Takes the lock, runs the command with inherited stdio, forwards signals,
+ * then releases and reports how the command ended. Never exits: the caller
+ * (bin.ts) re-raises a signal or sets the exit code.
+ */
+export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
+  const abort = new AbortController()
+  let child: ChildProcess | null = null
+  let received: NodeJS.Signals | null = null
+  // Our own listeners make exitguard's signal hook stand aside (see exit-paths.ts):
+  // from here on, releasing and dying by the signal is our job.
+  const onSignal = (signal: NodeJS.Signals) => {
+    received ??= signal
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal)
+    else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
+  }
+  for (const signal of FORWARDED) process.on(signal, onSignal)
+  const cleanup: (() => unknown)[] = []
+  try {
+    let lock: { release(): unknown }
+    try {
+      lock = await acquire(req, abort.signal)
+    } catch (err) {
+      if (received) return signalled(received)
+      return lockFailure(err, req, io)
+    }
+    cleanup.push(() => lock.release())
+    const env: NodeJS.ProcessEnv = { ...io.env }
+    if (req.tmpdir) {
+      let dir: TempDir
+      try {
+        dir = await tempDir({ prefix: 'run-' })
+      } catch (err) {
+        io.stderr(`exitguard: could not create the private temp dir: ${(err as Error).message}\n`)
+        return { code: EX.CANTCREAT, signal: null }
+      }
+      cleanup.push(() => dir.remove())
+      env.TMPDIR = dir.path
+      env.EXITGUARD_TMPDIR = dir.path
+    }
+    // A signal that came while we were taking the lock: don't start the command at all.
+    if (received) return signalled(received)
+    return await new Promise<Outcome>((resolve) => {
+      const [file, ...args] = req.command as [string, ...string[]]
+      child = spawn(file, args, { stdio: 'inherit', env })
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
+        const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
+        io.stderr(`exitguard: could not run ${JSON.stringify(file)}: ${err.message}\n`)
+        resolve({ code, signal: null })
+      })
+      child.once('exit', (code, signal) => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null }))
+    })
+  } finally {
+    for (const signal of FORWARDED) process.removeListener(signal, onSignal)
+    // LIFO, like the exit registry: the temp dir goes before the lock that guarded it.
+    for (const release of cleanup.reverse()) {
+      try {
+        await release()
+      } catch (err) {
+        io.stderr(`exitguard: ${(err as Error).message}\n`)
+      }
+    }
+  }
+}
+
+async function acquire(req: RunRequest, signal: AbortSignal): Promise<{ release(): unknown }> {
+  const command = `exitguard run -- ${req.command.join(' ')}`.slice(0, 200)
+  if (isPgUrl(req.lock)) {
+    const { connectionString, key } = parsePgLockUrl(req.lock)
+    // The pg owner record takes its command from process.argv, which names this wrapper and the command.
+    return acquirePgLock(key, { connectionString, wait: req.wait, signal, data: req.data })
+  }
+  return acquirePidLock(req.lock, { wait: req.wait, signal, data: req.data, command })
+}
+
+export function isPgUrl(lock: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(lock)
+}
+
+/** One line on stderr and a sysexits code for a lock we could not take. */
+function lockFailure(err: unknown, req: RunRequest, io: CliIo): Outcome {
+  const message = (err as Error)?.message ?? String(err)
+  io.stderr(`exitguard: ${message}\n`)
+  return { code: lockErrorCode(err, isPgUrl(req.lock)), signal: null }
+}
+
+/**
+ * ELOCKED/ETIMEDOUT: 75 (EX_TEMPFAIL, try again later). A lock file that can't
+ * be created: 73 (EX_CANTCREAT). PostgreSQL unreachable or pg missing: 69
+ * (EX_UNAVAILABLE). Bad option values the library rejected: 64. Else 70.
+ */
+export function lockErrorCode(err: unknown, pg: boolean): number {
+  if (err instanceof LockHeldError) return EX.TEMPFAIL
+  const code = (err as NodeJS.ErrnoException | null)?.code
+  if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') return EX.USAGE
+  if (pg) return EX.UNAVAILABLE
+  if (err instanceof ExitguardError) return code === 'EIO' ? EX.IOERR : EX.CANTCREAT
+  return EX.SOFTWARE
+}

@@ -1,0 +1,295 @@
+import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { resolve } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { EX, type CliIo, type Outcome } from './cli-common.js'
+import { isPgUrl, runCommand } from './cli-run.js'
+import { describeOwner } from './owner.js'
+import { readPidLock } from './pid-lock.js'
+import { reapOrphans } from './reap.js'
+
+export { EX, type CliIo, type Outcome } from './cli-common.js'
+
+const HELP = {
+  main: `Usage: exitguard <command> [options]
+
+Commands:
+  run      run a command while holding a lock (one instance at a time)
+  status   tell whether a lock file is free, held or stale
+  reap     remove temp files, dirs and locks left by dead exitguard processes
+
+Options:
+  -h, --help     show this help (or a command's: exitguard run --help)
+  -v, --version  print the version
+
+Exit codes: 64 bad usage, 75 lock held; see each command's --help.
+`,
+  run: `Usage: exitguard run --lock PATH|postgres://USER@HOST:PORT/DB?key=NAME [options] -- COMMAND [ARGS...]
+
+Takes the lock, runs COMMAND with this terminal's stdin/stdout/stderr, forwards
+SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGUSR2 to it, and releases the lock when it ends.
+A lock left by a dead holder (even one killed with kill -9) is taken over.
+
+Options:
+  -l, --lock PATH|URL  lock file path, or a PostgreSQL advisory lock URL
+                       (password from PGPASSWORD or ~/.pgpass only, never in the URL)
+  -w, --wait MS        wait up to MS milliseconds for the lock (default 0; "inf" waits for ever)
+  -t, --tmpdir         give COMMAND a private temp dir in TMPDIR and EXITGUARD_TMPDIR,
+                       removed when it ends
+  -d, --data JSON      JSON stored in the owner record, shown to whoever finds the lock held
+  -h, --help           show this help
+
+Exit codes:
+  COMMAND's own exit code; if COMMAND dies by a signal, exitguard dies by the same signal
+  75   the lock is held (or --wait ran out); stderr names the holder
+  64   bad usage          69  PostgreSQL unreachable or pg not installed
+  73   the lock file or temp dir could not be created (directory missing, permission, EISDIR)
+  126  COMMAND not executable    127  COMMAND not found    71  COMMAND could not be started
+`,
+  status: `Usage: exitguard status PATH [--json]
+
+Tells whether the lock file PATH is free, held (and by whom) or stale (its holder
+is provably dead; the next run takes it over). Changes nothing.
+
+Options:
+  --json      print {"path","state","owner","reason","foreign"} as JSON on stdout
+  -h, --help  show this help
+
+Exit codes: 0 free, 1 held, 2 stale, 64 bad usage, 66 PATH can't be read
+(a directory, a symlink, no permission).
+`,
+  reap: `Usage: exitguard reap [DIR] [--prefix PREFIX] [--dry-run] [--json]
+
+Removes the temp files and dirs in DIR (default: the OS temp dir) that exitguard
+processes left behind when they were killed, only with proof that their owner is
+dead (same host, and the PID is gone, reused, or the machine rebooted).
+
+Options:
+  --prefix PREFIX  only names made with this prefix (as given to tempDir/tempFile)
+  -n, --dry-run    print what would be removed; remove nothing
+  --json           print {"dir","dryRun","entries":[{"path","kind","reason"}]} on stdout
+  -h, --help       show this help
+
+Exit codes: 0 done (even if nothing was found), 64 bad usage, 66 DIR can't be read.
+`,
+}
+
+const defaultIo: CliIo = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  env: process.env,
+}
+
+/**
+ * The `exitguard` command line. Returns the exit code and never exits, so it
+ * can be embedded and tested; a command that died by a signal gives 128 + its
+ * number, as in a shell (the bin re-raises the signal instead, via `cli`).
+ *
+ * @example
+ * process.exitCode = await main(['status', '/tmp/app.pid'])
+ */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  return (await cli(argv, io)).code
+}
+
+/** The same as `main`, but says when the process should die by a signal. */
+export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcome> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'run':
+        return await run(rest, io)
+      case 'status':
+        return done(status(rest, io))
+      case 'reap':
+        return done(reap(rest, io))
+      default:
+        return done(top(argv, io))
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`exitguard${err.command ? ' ' + err.command : ''}: ${err.message}\nTry 'exitguard ${err.command ? err.command + ' ' : ''}--help'.\n`)
+      return done(EX.USAGE)
+    }
+    io.stderr(`exitguard: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
+    return done(EX.SOFTWARE)
+  }
+}
+
+class UsageError extends Error {
+  constructor(
+    readonly command: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+function done(code: number): Outcome {
+  return { code, signal: null }
+}
+
+/** parseArgs with its errors (unknown option, missing value) turned into usage errors for `command`. */
+function parse<T extends ParseArgsConfig>(command: string, config: T) {
+  try {
+    return parseArgs({ ...config, strict: true })
+  } catch (err) {
+    // parseArgs's messages already say what was wrong, e.g. "Unknown option '--x'".
+    throw new UsageError(command, (err as Error).message.replace(/\. To specify a positional argument.*$/s, '.'))
+  }
+}
+
+function top(argv: string[], io: CliIo): number {
+  const { values, positionals } = parse('', {
+    args: argv,
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+  })
+  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status and reap`)
+  if (values.version) {
+    io.stdout(`${version()}\n`)
+    return EX.OK
+  }
+  if (values.help) {
+    io.stdout(HELP.main)
+    return EX.OK
+  }
+  throw new UsageError('', 'a command is missing; the commands are run, status and reap')
+}
+
+async function run(argv: string[], io: CliIo): Promise<Outcome> {
+  const { values, positionals, tokens } = parse('run', {
+    args: argv,
+    allowPositionals: true,
+    tokens: true,
+    options: {
+      lock: { type: 'string', short: 'l' },
+      wait: { type: 'string', short: 'w' },
+      tmpdir: { type: 'boolean', short: 't' },
+      data: { type: 'string', short: 'd' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    io.stdout(HELP.run)
+    return done(EX.OK)
+  }
+  // Everything after `--` is the command, untouched; a bare word before it is a mistake
+  // (it could be taken for an option's value or the command), so it is refused.
+  const terminator = tokens.find((t) => t.kind === 'option-terminator')
+  const before = tokens.filter((t) => t.kind === 'positional' && (!terminator || t.index < terminator.index))
+  if (before.length > 0) throw new UsageError('run', `unexpected argument ${JSON.stringify(before[0]!.kind === 'positional' ? before[0]!.value : '')}; put the command after --`)
+  const command = terminator ? argv.slice(terminator.index + 1) : []
+  if (command.length === 0) throw new UsageError('run', 'the command is missing: exitguard run --lock PATH -- COMMAND [ARGS...]')
+  if (command[0] === '') throw new UsageError('run', 'the command name is empty')
+  if (positionals.length !== command.length) throw new UsageError('run', 'could not tell the command from the options; put it after --')
+  if (values.lock === undefined || values.lock === '') throw new UsageError('run', '--lock PATH is required')
+  if (isPgUrl(values.lock)) checkPgUrl(values.lock)
+  let data: unknown
+  if (values.data !== undefined) {
+    try {
+      data = JSON.parse(values.data)
+    } catch (err) {
+      throw new UsageError('run', `--data must be JSON: ${(err as Error).message}`)
+    }
+  }
+  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command }, io)
+}
+
+function parseWait(text: string | undefined): number {
+  if (text === undefined) return 0
+  if (/^(inf|infinity)$/i.test(text)) return Infinity
+  // Capped where setTimeout still works (about 24.8 days), as the pg lock requires.
+  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) {
+    throw new UsageError('run', `--wait must be a whole number of milliseconds from 0 to 2147483647, or "inf"; got ${JSON.stringify(text)}`)
+  }
+  return Number(text)
+}
+
+/** A password in the URL would show in `ps`, in the owner record and in messages: refuse it. */
+function checkPgUrl(url: string): void {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new UsageError('run', 'the --lock URL is not a valid URL; expected postgres://USER@HOST:PORT/DB?key=NAME')
+  }
+  if (parsed.password !== '') throw new UsageError('run', 'the --lock URL must not contain a password; use PGPASSWORD or ~/.pgpass')
+  const keys = parsed.searchParams.getAll('key')
+  if (keys.length !== 1 || keys[0] === '') throw new UsageError('run', 'the --lock URL needs exactly one key parameter: postgres://USER@HOST:PORT/DB?key=NAME')
+}
+
+function status(argv: string[], io: CliIo): number {
+  const { values, positionals } = parse('status', {
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  })
+  if (values.help) {
+    io.stdout(HELP.status)
+    return EX.OK
+  }
+  if (positionals.length !== 1) throw new UsageError('status', positionals.length === 0 ? 'the lock file PATH is missing' : 'give exactly one lock file PATH')
+  const path = resolve(positionals[0]!)
+  if (path === '' || isPgUrl(positionals[0]!)) throw new UsageError('status', 'status reads lock files; for a PostgreSQL lock, look in pg_locks')
+  let result: ReturnType<typeof readPidLock>
+  try {
+    result = readPidLock(path)
+  } catch (err) {
+    io.stderr(`exitguard: ${(err as Error).message}\n`)
+    return EX.NOINPUT
+  }
+  const code = result.state === 'free' ? EX.OK : result.state === 'held' ? EX.HELD : EX.STALE
+  if (values.json) {
+    io.stdout(JSON.stringify({ path, state: result.state, owner: result.owner ?? null, reason: result.reason ?? null, foreign: result.foreign ?? false }) + '\n')
+    return code
+  }
+  if (result.state === 'free') io.stdout(`free: ${path} is not held\n`)
+  else if (result.state === 'held') io.stdout(`held: ${path} is held by ${describeOwner(result.owner!)} (${result.reason})\n`)
+  else io.stdout(`stale: ${path} was held by ${describeOwner(result.owner!)}, now dead (${result.reason}); the next run takes it over\n`)
+  return code
+}
+
+function reap(argv: string[], io: CliIo): number {
+  const { values, positionals } = parse('reap', {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      prefix: { type: 'string' },
+      'dry-run': { type: 'boolean', short: 'n' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    io.stdout(HELP.reap)
+    return EX.OK
+  }
+  if (positionals.length > 1) throw new UsageError('reap', 'give at most one DIR')
+  const dryRun = values['dry-run'] ?? false
+  let entries: ReturnType<typeof reapOrphans>
+  const dir = resolve(positionals[0] ?? tmpdir())
+  try {
+    entries = reapOrphans({ dir, prefix: values.prefix, dryRun })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') throw new UsageError('reap', (err as Error).message)
+    io.stderr(`exitguard: could not reap ${dir}: ${(err as Error).message}\n`)
+    return EX.NOINPUT
+  }
+  if (values.json) {
+    io.stdout(JSON.stringify({ dir, dryRun, entries }) + '\n')
+    return EX.OK
+  }
+  const verb = dryRun ? 'would remove' : 'removed'
+  for (const e of entries) io.stdout(`${verb} ${e.kind} ${e.path} (${e.reason})\n`)
+  if (entries.length === 0) io.stdout(`nothing to reap in ${dir}\n`)
+  return EX.OK
+}
+
+let versionCache: string | undefined
+function version(): string {
+  // dist/esm/cli.js -> the package root; read at run time so it never drifts from package.json.
+  versionCache ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  return versionCache
+}
