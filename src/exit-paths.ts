@@ -93,6 +93,9 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
       for (const sig of signals) process.removeListener(sig, again)
       process.removeListener('exit', onExitEvent)
       debug('re-raising %s', signal)
+      // A listener left on this signal (signal-exit v3, loaded by proper-lockfile) runs on a
+      // later loop turn; keep the loop alive until it has, or the process would exit with 0.
+      setTimeout(() => {}, 1000)
       process.kill(process.pid, signal)
     })
     return true // tell signal-exit not to re-raise yet: we do it after the async work

@@ -116,6 +116,20 @@ describe('other listeners and other processes', () => {
     expect(lines()).toEqual(['app-listener', 'C', 'B', 'A'])
   })
 
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`with signal-exit v3 loaded (plain proper-lockfile) and the loop emptied by cleanup, still dies by ${signal}`, async () => {
+      const resource = join(tmp.dir, 'resource')
+      const child = startNode(join(fixtures, 'v3-coexist.mjs'), [log, resource])
+      await child.waitFor('ready')
+      expect(existsSync(`${resource}.lock`)).toBe(true)
+      child.child.kill(signal)
+      const r = await child.done
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: null, signal })
+      expect(lines()).toEqual(['closed'])
+      expect(existsSync(`${resource}.lock`)).toBe(false) // proper-lockfile's own (v3) cleanup ran too
+    })
+  }
+
   it('two copies of exitguard in one process share one registry: each handler once, LIFO', async () => {
     const r = await runNode(join(fixtures, 'two-copies.mjs'), [log])
     expect(r.code).toBe(0)
