@@ -19,8 +19,14 @@ const MAX_READ = 8192
 const MAX_DATA = 4096
 const MAX_PID = 2 ** 31 - 1
 
+const CLOCK_SLACK = 30_000
+
+/** Lock paths held by PidLocks of this process, so a bare PID equal to ours can be judged. */
+export const heldHere = new Set<string>()
+
 /** What was found at a lock path, read once through a descriptor that never follows a symlink. */
 export interface Snapshot {
+  path: string
   /** Identifies this record and no other: its token, or for a bare PID file its inode and mtime. */
   id: string
   /** 'record': ours, whole; 'pid': a bare PID (pidOnly or another tool's PID file); 'invalid': unreadable. */
@@ -37,6 +43,7 @@ export function makeOwner(data: unknown, command: string | undefined): LockOwner
     hostname: me.hostname,
     startTime: me.startTime,
     bootId: me.bootId,
+    pidNamespace: me.pidNamespace ?? null,
     createdAt: new Date().toISOString(),
     command: command ?? defaultCommand(),
     data: data === undefined ? null : data,
@@ -92,15 +99,15 @@ export function readSnapshot(path: string): Snapshot | null {
     }
     const buffer = Buffer.alloc(Math.min(MAX_READ, Math.max(stats.size, 1)))
     const length = stats.size === 0 ? 0 : readSync(fd, buffer, 0, buffer.length, 0)
-    return parseRecord(buffer.subarray(0, length), stats, stats.size > MAX_READ)
+    return parseRecord(path, buffer.subarray(0, length), stats, stats.size > MAX_READ)
   } finally {
     closeSync(fd)
   }
 }
 
-function parseRecord(bytes: Buffer, stats: Stats, truncated: boolean): Snapshot {
+function parseRecord(path: string, bytes: Buffer, stats: Stats, truncated: boolean): Snapshot {
   const fileId = `i${stats.ino}m${Math.round(stats.mtimeMs * 1000)}`
-  const invalid = (): Snapshot => ({ id: fileId, kind: 'invalid', owner: placeholderOwner(0, stats), stats })
+  const invalid = (): Snapshot => ({ path, id: fileId, kind: 'invalid', owner: placeholderOwner(0, stats), stats })
   if (truncated) return invalid()
   const text = bytes.toString('utf8')
   const newline = text.indexOf('\n')
@@ -109,7 +116,7 @@ function parseRecord(bytes: Buffer, stats: Stats, truncated: boolean): Snapshot 
   const pid = Number(first)
   if (pid < 1 || pid > MAX_PID) return invalid()
   const rest = newline === -1 ? '' : text.slice(newline + 1).trim()
-  if (rest === '') return { id: fileId, kind: 'pid', owner: placeholderOwner(pid, stats), stats }
+  if (rest === '') return { path, id: fileId, kind: 'pid', owner: placeholderOwner(pid, stats), stats }
   let record: Partial<LockOwner> & { exitguard?: unknown }
   try {
     record = JSON.parse(rest) as typeof record
@@ -128,12 +135,13 @@ function parseRecord(bytes: Buffer, stats: Stats, truncated: boolean): Snapshot 
     hostname: record.hostname,
     startTime: typeof record.startTime === 'string' ? record.startTime : null,
     bootId: typeof record.bootId === 'string' ? record.bootId : null,
+    pidNamespace: typeof record.pidNamespace === 'string' ? record.pidNamespace : null,
     createdAt: record.createdAt,
     command: typeof record.command === 'string' ? record.command : '',
     data: record.data ?? null,
     token: record.token,
   }
-  return { id: `t${owner.token}`, kind: 'record', owner, stats }
+  return { path, id: `t${owner.token}`, kind: 'record', owner, stats }
 }
 
 /** What we know of the holder of a bare PID file or an unreadable one: its PID and the file's time. */
@@ -175,15 +183,22 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
       ? { dead: true, foreign: false, reason: `the lock file holds no valid record and is ${Math.round(age)} ms old` }
       : { dead: false, foreign: false, reason: `the lock file holds no valid record yet (younger than ${unreadableGrace} ms)` }
   }
+  // A bare PID: our own PID in a file no lock of this process holds was written by an
+  // earlier process with this PID (the container case: the app is PID 1 on every run).
+  if (owner.pid === process.pid && !heldHere.has(snapshot.path)) {
+    return { dead: true, foreign: false, reason: `PID ${owner.pid} is this process, which does not hold the lock: an earlier process had this PID (PID reused)` }
+  }
+  // Otherwise the file's mtime stands in for a start time. It comes from the file system's clock
+  // and boot time from ours now: 30 s of slack keeps a clock step or an NFS server's skew from
+  // making a live holder look dead (failing safe: a reuse within 30 s is judged alive).
   const bootTime = readBootTime()
-  // One second of slack: mtime and boot time come from different clocks' roundings.
-  if (bootTime !== null && stats.mtimeMs < bootTime - 1000) {
+  if (bootTime !== null && stats.mtimeMs < bootTime - CLOCK_SLACK) {
     return { dead: true, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
   }
   const byPid = judgeOwner({ pid: owner.pid, hostname: owner.hostname, startTime: null, bootId: null })
   if (!byPid.alive) return { dead: true, foreign: false, reason: byPid.reason }
   const startedAt = readStartedAt(owner.pid)
-  if (startedAt !== null && startedAt > stats.mtimeMs + 1000) {
+  if (startedAt !== null && startedAt > stats.mtimeMs + CLOCK_SLACK) {
     return { dead: true, foreign: false, reason: `PID ${owner.pid} now belongs to a process started after the lock was written (PID reused)` }
   }
   return { dead: false, foreign: false, reason: `PID ${owner.pid} is running` }

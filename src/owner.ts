@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
 
 /** Who a process is, in a form that survives PID reuse and reboots. */
@@ -10,6 +10,11 @@ export interface ProcessIdentity {
   startTime: string | null
   /** Linux: `/proc/sys/kernel/random/boot_id`; null where the OS has none we can read. */
   bootId: string | null
+  /**
+   * Linux: the PID namespace (`/proc/self/ns/pid`, e.g. "pid:[4026531836]"). A PID means
+   * nothing outside its namespace: containers sharing a hostname and a volume.
+   */
+  pidNamespace?: string | null
 }
 
 /** The verdict on a recorded owner. `alive` also covers "cannot prove it dead" (fail closed). */
@@ -27,7 +32,7 @@ let self: ProcessIdentity | undefined
 export function selfIdentity(): ProcessIdentity {
   // Checked against process.pid each time: a heap snapshot restored elsewhere must not claim our identity.
   if (self?.pid !== process.pid) {
-    self = { pid: process.pid, hostname: osHostname(), startTime: readStartTime(process.pid), bootId: readBootId() }
+    self = { pid: process.pid, hostname: osHostname(), startTime: readStartTime(process.pid), bootId: readBootId(), pidNamespace: readPidNamespace() }
   }
   return self
 }
@@ -57,6 +62,14 @@ function ago(iso: string): string {
   if (ms < 60_000) return ` (${Math.round(ms / 1000)} s ago)`
   if (ms < 3_600_000) return ` (${Math.round(ms / 60_000)} min ago)`
   return ` (${(ms / 3_600_000).toFixed(1)} h ago)`
+}
+
+function readPidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid')
+  } catch {
+    return null
+  }
 }
 
 let bootIdCache: string | null | undefined
@@ -149,6 +162,9 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
   const me = selfIdentity()
   if (owner.hostname !== me.hostname) {
     return { alive: true, foreign: true, reason: `held on another host (${owner.hostname}); it cannot be checked from ${me.hostname}` }
+  }
+  if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {
+    return { alive: true, foreign: true, reason: `held in another PID namespace (${owner.pidNamespace}, e.g. another container) on ${owner.hostname}; its PID can't be checked from here` }
   }
   if (owner.bootId && me.bootId && owner.bootId !== me.bootId) {
     return { alive: false, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }

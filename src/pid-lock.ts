@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
-import { checkData, formatRecord, fsError, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
+import { checkData, formatRecord, fsError, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
 import type { LockOwner } from './owner.js'
 import { onExit, type Registration } from './registry.js'
 
@@ -77,6 +77,7 @@ export class PidLock implements Disposable {
     this.#registration = onExit(() => this.#release(true))
     this.#registration.label = `pid lock ${path}`
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
+    heldHere.add(path)
   }
 
   /** True once released (or found lost and then released). */
@@ -133,6 +134,7 @@ export class PidLock implements Disposable {
     if (this.#released) return
     this.#released = true
     watchdog.delete(this)
+    heldHere.delete(this.path)
     if (!atExit) this.#registration.unregister()
     try {
       const lost = this.#compromised ? null : this.#lostBecause()
@@ -298,8 +300,17 @@ function validate(path: string, options: PidLockOptions): Validated {
 }
 
 function heldError(opts: Validated, held: Held, started: number): LockHeldError {
-  if (opts.wait > 0) return new LockTimeoutError(opts.path, held.snapshot.owner, Date.now() - started)
-  return new LockHeldError(opts.path, held.snapshot.owner, { foreign: held.foreign })
+  const { snapshot } = held
+  if (snapshot.kind === 'invalid') {
+    // No PID to name (and "kill 0" would signal the caller's own process group).
+    const what = `The lock file ${opts.path} holds no valid record (empty or unreadable, last written ${snapshot.owner.createdAt}). It counts as stale once it is ${opts.unreadableGrace} ms old; if no process uses it, remove it.`
+    const waited = Date.now() - started
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: ${what}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message: what })
+  }
+  if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started)
+  return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
 }
 
 /** Why an attempt did not get the lock. */
@@ -328,6 +339,11 @@ class Attempt {
   readonly #owner: LockOwner
   #linked = false
 
+  /** The id our record has once read back (see lock-record's Snapshot.id). */
+  get #id(): string {
+    return this.opts.pidOnly ? '' : `t${this.#owner.token}`
+  }
+
   constructor(
     readonly path: string,
     readonly opts: Validated,
@@ -340,7 +356,9 @@ class Attempt {
       throw fsError(err, path, 'create the lock file')
     }
     try {
-      writeSync(this.#fd, formatRecord(this.#owner, opts.pidOnly))
+      const record = formatRecord(this.#owner, opts.pidOnly)
+      const written = writeSync(this.#fd, record)
+      if (written !== Buffer.byteLength(record)) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
       const stats = fstatSync(this.#fd)
       this.#ino = stats.ino
       this.#dev = stats.dev
@@ -356,11 +374,14 @@ class Attempt {
       if (this.#link(this.path)) return this.#won(null)
       const snapshot = readSnapshot(this.path)
       if (!snapshot) continue // released between our link and our read: try again
+      // NFS can report EEXIST for a link that did happen (a retried RPC): the record is ours.
+      if (snapshot.id === this.#id) return this.#won(null)
       const verdict = judgeSnapshot(snapshot, this.opts.unreadableGrace)
       if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign }
       const outcome = this.#replaceDead(this.path, snapshot, 0)
       if (outcome === 'won') return this.#won(snapshot)
-      if (outcome !== 'changed') return { snapshot, foreign: false }
+      // A live process is taking the dead holder's lock over: it is the one to name.
+      if (outcome !== 'changed') return { snapshot: outcome, foreign: false }
     }
   }
 
@@ -370,7 +391,11 @@ class Attempt {
     if (!snapshot || !judgeSnapshot(snapshot, this.opts.unreadableGrace).dead) return false
     if (this.#replaceDead(this.path, snapshot, 0) !== 'won') return false
     // We now hold the lock file (our record): remove it.
-    unlinkSync(this.path)
+    try {
+      unlinkSync(this.path)
+    } catch (err) {
+      throw fsError(err, this.path, 'remove the stale lock file')
+    }
     return true
   }
 
@@ -405,27 +430,37 @@ class Attempt {
 
   /**
    * Replaces the dead record `seen` at `name` with ours. 'won': `name` now
-   * holds our record. 'changed': `name` no longer holds `seen`. 'busy':
-   * a live process is taking it over.
+   * holds our record. 'changed': `name` no longer holds `seen`. A snapshot:
+   * the live process that is taking it over.
    */
-  #replaceDead(name: string, seen: Snapshot, depth: number): 'won' | 'changed' | 'busy' {
+  #replaceDead(name: string, seen: Snapshot, depth: number): 'won' | 'changed' | Snapshot {
     const claim = `${this.path}.break.${seen.id}`
     if (!this.#link(claim)) {
       const other = readSnapshot(claim)
       if (!other) return 'changed'
-      if (depth > 8 || !judgeSnapshot(other, this.opts.unreadableGrace).dead) return 'busy'
+      // Each level down is another dead taker's record, so the chain ends; the cap only stops
+      // a hand-made loop (a claim holding the very record it claims).
+      if (depth > 64 || other.id === seen.id || !judgeSnapshot(other, this.opts.unreadableGrace).dead) return other
       // The claim's own taker died: break its claim first, one level down.
       const below = this.#replaceDead(claim, other, depth + 1)
-      if (below !== 'won') return below === 'changed' ? 'changed' : 'busy'
+      if (below !== 'won') return below
     }
-    // We own the claim. Does `name` still hold the record we judged dead?
-    const now = readSnapshot(name)
-    if (!now || now.id !== seen.id) {
+    // We own the claim. Until it is renamed over `name` or removed, nobody else can
+    // proceed on `seen`: so on any failure, remove it before passing the error on.
+    try {
+      const now = readSnapshot(name)
+      // Still the record we judged dead, and still dead? (A bare PID file's id is its inode and
+      // mtime, which a new file can repeat: judging it again tells a live writer apart.)
+      if (!now || now.id !== seen.id || !judgeSnapshot(now, this.opts.unreadableGrace).dead) {
+        this.#unlinkIfOurs(claim)
+        return 'changed'
+      }
+      renameSync(claim, name)
+      return 'won'
+    } catch (err) {
       this.#unlinkIfOurs(claim)
-      return 'changed'
+      throw err instanceof ExitguardError ? err : fsError(err, name, 'take over the stale lock file')
     }
-    renameSync(claim, name)
-    return 'won'
   }
 
   #unlinkIfOurs(name: string): void {

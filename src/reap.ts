@@ -1,6 +1,6 @@
-import { lstatSync, readdirSync, realpathSync } from 'node:fs'
+import { lstatSync, readdirSync, realpathSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { debuglog } from 'node:util'
 import { invalidArgType } from './errors.js'
 import { judgeOwner, type OwnerVerdict } from './owner.js'
@@ -44,8 +44,7 @@ export interface ReapedEntry {
 /**
  * A PID lock file, or a claim or private file of one, that an exitguard
  * process left: removed only when the file holds a whole exitguard record
- * (never a bare PID or anyone else's file) whose owner is provably dead, and
- * through the lock's own race-free protocol.
+ * (never a bare PID or anyone else's file) whose owner is provably dead.
  */
 function reapLockFile(path: string, name: string, prefix: string | undefined, euid: number | undefined, dryRun: boolean): ReapedEntry | null {
   if (prefix !== undefined && !name.startsWith(prefix) && !name.startsWith(`.${prefix}`)) return null
@@ -57,12 +56,28 @@ function reapLockFile(path: string, name: string, prefix: string | undefined, eu
     if (snapshot?.kind !== 'record') return null
     const verdict = judgeSnapshot(snapshot, 0)
     if (!verdict.dead) return null
-    if (dryRun) return { path, kind: 'pid-lock', reason: verdict.reason }
-    return reapPidLock(path) ? { path, kind: 'pid-lock', reason: verdict.reason } : null
+    const entry: ReapedEntry = { path, kind: 'pid-lock', reason: verdict.reason }
+    const claim = /^(.+)\.break\.([\w-]+)$/.exec(name)
+    if (claim || (name.startsWith('.') && name.endsWith('.new'))) {
+      // A dead taker's claim, or a dead process's private record: no protocol ever renames
+      // these into place once their owner is dead, except a claim still naming the record that
+      // is at the lock now; the next taker needs that one (breaking it here could let two in).
+      if (claim && readSnapshot(join(dirname(path), claim[1]!))?.id === claim[2]) return null
+      if (dryRun) return entry
+      return unlinkIfSame(path, snapshot.stats.ino) ? entry : null
+    }
+    if (dryRun) return entry
+    return reapPidLock(path) ? entry : null
   } catch (err) {
     debug('reap: skipped %s: %s', path, (err as Error).message)
     return null
   }
+}
+
+function unlinkIfSame(path: string, ino: number): boolean {
+  if (lstatSync(path, { throwIfNoEntry: false })?.ino !== ino) return false
+  unlinkSync(path)
+  return true
 }
 
 /**

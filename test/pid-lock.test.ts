@@ -256,6 +256,40 @@ describe('bad input at the lock path', () => {
     expect(() => acquirePidLockSync(lockPath)).toThrow(/on host some-other-host.*can't be checked from here/)
   })
 
+  it('a record from another PID namespace on this host (another container) is held, never judged by PID', () => {
+    writeFileSync(lockPath, record({ pid: 1, pidNamespace: 'pid:[1]' }))
+    expect(readPidLock(lockPath)).toMatchObject({ state: 'held', foreign: true, reason: expect.stringContaining('another PID namespace') })
+  })
+
+  it("a live holder's bare PID file whose mtime is a few seconds off (clock step, NFS skew) stays held", async () => {
+    const holder = startNode(child, ['hold', lockPath, JSON.stringify({ pidOnly: true })])
+    await holder.waitFor('ready')
+    const skewed = new Date(Date.now() - 5000)
+    utimesSync(lockPath, skewed, skewed)
+    expect(readPidLock(lockPath)).toMatchObject({ state: 'held', owner: { pid: holder.pid } })
+    expect(await tryInChild({ pidOnly: true })).toMatchObject({ ok: false, code: 'ELOCKED' })
+    holder.child.kill('SIGTERM')
+    await holder.done
+  })
+
+  it('a chain of 12 claims left by takers killed mid-takeover is broken, and the lock taken over', async () => {
+    const tokens = Array.from({ length: 13 }, (_, i) => `chain${i}`)
+    const pids = await Promise.all(tokens.map(() => deadPid()))
+    writeFileSync(lockPath, record({ pid: pids[0], token: tokens[0] }))
+    for (let i = 1; i < tokens.length; i++) {
+      writeFileSync(`${lockPath}.break.t${tokens[i - 1]}`, record({ pid: pids[i], token: tokens[i] }))
+    }
+    using lock = acquirePidLockSync(lockPath)
+    expect(lock.tookOverFrom?.pid).toBe(pids[0])
+    expect(readdirSync(tmp.dir)).toEqual(['app.pid'])
+  })
+
+  it('an unreadable lock file is not blamed on "PID 0": the message says what it is and what to do', () => {
+    writeFileSync(lockPath, '')
+    expect(() => acquirePidLockSync(lockPath)).toThrow(expect.objectContaining({ code: 'ELOCKED', message: expect.stringMatching(/holds no valid record.*if no process uses it, remove it/) }))
+    expect(() => acquirePidLockSync(lockPath)).not.toThrow(/kill 0/)
+  })
+
   it('a huge file is not read whole, and counts as unreadable', () => {
     writeFileSync(lockPath, Buffer.alloc(50 * 1024 * 1024, 'x'))
     const status = readPidLock(lockPath)

@@ -1,4 +1,5 @@
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { reapOrphans, tempDirSync, tempFileSync } from '../src/index.js'
@@ -105,11 +106,14 @@ describe('reapOrphans and PID lock files', () => {
     // What a taker killed mid-takeover leaves: a claim holding its own (dead) record.
     const record = readFileSync(join(dir, 'killed.pid'), 'utf8').replace(String(killed.pid), String(dead)).replaceAll(`"pid":${killed.pid}`, `"pid":${dead}`).replace(/"token":"\w+"/, '"token":"deadtaker1"')
     writeFileSync(join(dir, 'killed.pid.break.tsomething'), record)
+    // What a waiter killed while waiting leaves: its private record file.
+    writeFileSync(join(dir, '.killed.pid.deadtaker1.new'), record)
     writeFileSync(join(dir, 'bare.pid'), `${dead}\n`) // not provably exitguard's: left alone
     writeFileSync(join(dir, 'notes.txt'), 'not a lock\n')
 
     const reaped = reapOrphans({ dir })
     expect(reaped.map((r) => [basename(r.path), r.kind]).sort()).toEqual([
+      ['.killed.pid.deadtaker1.new', 'pid-lock'],
       ['killed.pid', 'pid-lock'],
       ['killed.pid.break.tsomething', 'pid-lock'],
     ])
@@ -118,6 +122,20 @@ describe('reapOrphans and PID lock files', () => {
     live.child.kill('SIGTERM')
     await live.done
     expect(readdirSync(dir).sort()).toEqual(['bare.pid', 'notes.txt'])
+  })
+})
+
+describe('reapOrphans never breaks a claim that is still in use', () => {
+  it("leaves a dead taker's claim on the record that is still at the lock: the next taker needs it", async () => {
+    const dead = await deadPid()
+    const deadTaker = await deadPid()
+    const rec = (pid: number, token: string) => `${pid}\n${JSON.stringify({ exitguard: 1, pid, hostname: hostname(), startTime: null, bootId: null, createdAt: new Date().toISOString(), command: 'x', data: null, token })}\n`
+    writeFileSync(join(dir, 'app.pid'), rec(dead, 'holder1'))
+    writeFileSync(join(dir, 'app.pid.break.tholder1'), rec(deadTaker, 'taker1'))
+    const reaped = reapOrphans({ dir })
+    // The lock itself is reaped through the takeover protocol, which uses the claim up.
+    expect(reaped.map((r) => basename(r.path))).toEqual(['app.pid'])
+    expect(readdirSync(dir)).toEqual([])
   })
 })
 
