@@ -1,15 +1,18 @@
 import { writeSync } from 'node:fs'
 import { debuglog, format } from 'node:util'
-import { onExit as onSignalExit } from 'signal-exit'
+import type { onExit as OnSignalExit } from 'signal-exit'
 import { signals } from 'signal-exit/signals'
 import type { ExitRegistry } from './registry.js'
+import { requireLazily } from './require-lazily.cjs'
 
 const debug = debuglog('exitguard')
 
 /** What the hooks expose to `gracefulExit()`. */
 export interface ExitRunner {
-  /** Runs every handler, awaiting promises within the registry's `asyncTimeout`. */
-  runGraceful(reason: string): Promise<void>
+  /** Runs every handler, awaiting promises within `asyncTimeout`; true if none was cut short. */
+  runGraceful(reason: string): Promise<boolean>
+  /** True while a graceful run is under way. */
+  readonly running: boolean
 }
 
 /**
@@ -22,7 +25,8 @@ export interface ExitRunner {
  *   parent sees the same death (a shell prints 130 for Ctrl-C).
  */
 export function installExitPaths(registry: ExitRegistry): ExitRunner {
-  let graceful: Promise<void> | null = null
+  let graceful: Promise<boolean> | null = null
+  let running = false
   let stopGraceful: ((why: string) => void) | null = null
 
   function runSync(reason: string): void {
@@ -39,8 +43,9 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     }
   }
 
-  function runGraceful(reason: string): Promise<void> {
+  function runGraceful(reason: string): Promise<boolean> {
     graceful ??= (async () => {
+      running = true
       debug('graceful exit: %s, %d handlers', reason, registry.size)
       let stopped: string | null = null
       const stop = new Promise<void>((resolve) => {
@@ -65,8 +70,11 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
         }
       }
       stopGraceful?.('done')
+      const cutShort = stopped !== 'done'
       // Whatever is left after a timeout or a second signal: synchronous handlers still run.
-      runSync(stopped && stopped !== 'done' ? `${reason} after ${stopped}` : reason)
+      runSync(cutShort ? `${reason} after ${stopped}` : reason)
+      running = false
+      return !cutShort
     })()
     return graceful
   }
@@ -74,7 +82,8 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
   function onSignal(signal: NodeJS.Signals): boolean {
     debug('signal %s, %d handlers', signal, registry.size)
     if (graceful) {
-      // A second signal while async cleanup runs: skip it, finish synchronously, die by this signal.
+      // A signal during a graceful run that no signal started (natural end, gracefulExit()):
+      // skip the async rest, finish synchronously, and let signal-exit re-raise this signal.
       stopGraceful?.(`a second signal (${signal}) arrived`)
       runSync(`a second signal (${signal})`)
       return false
@@ -82,6 +91,7 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     if (registry.size === 0) return false
     // Our own listeners, added at once: they catch a second signal, and they make
     // signal-exit v3 (loaded by proper-lockfile) stand aside instead of killing us now.
+    // A second signal skips the async rest; the process still dies by the first one.
     const again = (sig: NodeJS.Signals) => {
       stopGraceful?.(`a second signal (${sig}) arrived`)
     }
@@ -101,6 +111,9 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     return true // tell signal-exit not to re-raise yet: we do it after the async work
   }
 
+  // Loaded here, at the first registration, not at import: signal-exit captures process.emit
+  // when it loads, and must see any patch made before (signal-exit v3, loaded by proper-lockfile).
+  const onSignalExit = requireLazily<{ onExit: typeof OnSignalExit }>('signal-exit').onExit
   onSignalExit((code, signal) => {
     if (signal) return onSignal(signal as NodeJS.Signals) || undefined
     debug('exit with code %s, %d handlers', code, registry.size)
@@ -110,10 +123,24 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
 
   process.on('beforeExit', () => {
     // The event loop drained: the one natural-end moment where promises can still settle.
-    if (registry.size > 0 && !graceful) void runGraceful('natural end')
+    // Another beforeExit listener may schedule more work (Node documents that pattern): look
+    // once all listeners have run, and if there is new work, wait for the next beforeExit.
+    const before = process.getActiveResourcesInfo().length
+    process.nextTick(() => {
+      if (registry.size === 0 || graceful || process.getActiveResourcesInfo().length > before) return
+      void runGraceful('natural end').then((finished) => {
+        // Cut short by asyncTimeout: the hung handler may hold the loop open for ever. End now.
+        if (!finished) process.exit()
+      })
+    })
   })
 
-  return { runGraceful }
+  return {
+    runGraceful,
+    get running() {
+      return running
+    },
+  }
 }
 
 function call(label: string, fn: (...args: unknown[]) => unknown, args: unknown[], reason: string): unknown {

@@ -191,13 +191,20 @@ export function configure(options: Partial<ExitOptions> = {}): ExitOptions {
 /**
  * Runs every handler, awaiting async ones (bounded by `asyncTimeout`), then
  * calls `process.exit(code)`. Use it where you would call `process.exit` but
- * want async cleanup, e.g. in your own signal listener.
+ * want async cleanup, e.g. in your own signal listener. Called from an exit
+ * handler, it only sets the exit code and returns: the run under way ends the process.
  *
  * @example
  * process.on('SIGTERM', () => void gracefulExit(0))
  */
-export async function gracefulExit(code?: number): Promise<never> {
+export async function gracefulExit(code?: number): Promise<void> {
   if (code !== undefined && !Number.isInteger(code)) throw invalidArgValue('code', code, 'must be an integer')
+  if (registry.runner?.running) {
+    // Called from a handler: the run under way ends the process; waiting for it here would
+    // make that handler wait for itself until asyncTimeout. Leave the code, return at once.
+    if (code !== undefined) process.exitCode = code
+    return
+  }
   if (registry.runner) await registry.runner.runGraceful('gracefulExit()')
-  return process.exit(code)
+  process.exit(code)
 }

@@ -12,6 +12,6 @@ test('exit registry types', () => {
   expectTypeOf<Registration['label']>().toEqualTypeOf<string>()
   expectTypeOf(unregister).returns.toEqualTypeOf<number>()
   expectTypeOf(registered).returns.toEqualTypeOf<RegisteredHandler[]>()
-  expectTypeOf(gracefulExit).returns.toEqualTypeOf<Promise<never>>()
+  expectTypeOf(gracefulExit).returns.toEqualTypeOf<Promise<void>>()
   expectTypeOf(configure).returns.toEqualTypeOf<{ asyncTimeout: number }>()
 })

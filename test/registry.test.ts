@@ -69,6 +69,26 @@ describe('async handlers', () => {
     expect(lines()).toEqual(['C', 'async-done', 'B', 'A'])
   })
 
+  it('that hang at natural end are cut off by asyncTimeout, and the process still ends', async () => {
+    const r = await runNode(exitPath, [log, 'natural', 'hang', 'timeout=200'])
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null })
+    expect(lines()).toEqual(['work-done', 'C', 'B', 'A'])
+    expect(r.stderr).toMatch(/"hangs" did not finish on natural end: the 200 ms asyncTimeout ran out/)
+  })
+
+  it('wait at natural end for work that another beforeExit listener schedules', async () => {
+    const r = await runNode(exitPath, [log, 'natural', 'more-work'])
+    expect(r.code).toBe(0)
+    expect(lines()).toEqual(['work-done', 'more-work', 'C', 'B', 'A'])
+  })
+
+  it('may call gracefulExit(code) themselves: no stall, the code is kept', async () => {
+    const r = await runNode(exitPath, [log, 'natural', 'graceful-in-handler', 'timeout=20000'])
+    expect(r.code).toBe(9)
+    expect(lines()).toEqual(['work-done', 'graceful-returned', 'C', 'B', 'A'])
+    expect(r.stderr).not.toMatch(/did not finish/)
+  })
+
   it('are reported as skipped on process.exit(), and the sync ones still run', async () => {
     const r = await runNode(exitPath, [log, 'exit3', 'async'])
     expect(r.code).toBe(3)
@@ -129,6 +149,14 @@ describe('other listeners and other processes', () => {
       expect(existsSync(`${resource}.lock`)).toBe(false) // proper-lockfile's own (v3) cleanup ran too
     })
   }
+
+  it('signal-exit v3 loaded after exitguard was imported, before its first registration: both cleanups run', async () => {
+    const resource = join(tmp.dir, 'resource')
+    const r = await runNode(join(fixtures, 'v3-coexist.mjs'), [log, resource, 'exit'])
+    expect(r.code).toBe(0)
+    expect(lines()).toEqual(['ours'])
+    expect(existsSync(`${resource}.lock`)).toBe(false)
+  })
 
   it('two copies of exitguard in one process share one registry: each handler once, LIFO', async () => {
     const r = await runNode(join(fixtures, 'two-copies.mjs'), [log])
