@@ -10,6 +10,7 @@ export default defineConfig({
   test: {
     // Type tests (test/**/*.test-d.ts) are checked by `npm run typecheck` (tsc), which npm test runs first.
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
     // A throw-away PostgreSQL server for test/pg-lock.test.ts (see test/pg/server.mjs).
     globalSetup: ['test/pg/global-setup.ts'],
     // Tests spawn real processes; two cores are shared, so the waits are generous.
