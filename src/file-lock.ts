@@ -1,10 +1,10 @@
-import { realpathSync, statSync, writeSync } from 'node:fs'
+import { realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import type * as Lockfile from 'proper-lockfile'
 import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
 import { fsError } from './lock-record.js'
 import type { LockOwner } from './owner.js'
-import { onExit, type Registration } from './registry.js'
+import { LockGuard } from './lock-guard.js'
 import { requireLazily } from './require-lazily.cjs'
 
 let loaded: typeof Lockfile | undefined
@@ -106,89 +106,55 @@ export class FileLockTimeoutError extends LockTimeoutError {
  * Release it with `release()`, `using` or `await using`; otherwise it is released when the
  * process exits (any exit but SIGKILL, after which others take it over once it is `stale`).
  *
+ * `release()` removes the lock directory and unregisters the exit callback; it is idempotent.
+ * A lock found lost (see `compromised`) is not removed: it may be someone else's now.
  * `release()` is synchronous for both faces: it is one `rmdir`, and the exit path can only run
  * synchronous work anyway. `[Symbol.asyncDispose]` exists so `await using` works too.
  */
-export class FileLock implements Disposable, AsyncDisposable {
+export class FileLock extends LockGuard implements AsyncDisposable {
   /** Absolute path of the locked resource (the real path of its directory; of itself if it exists). */
   readonly path: string
   /** Absolute path of the lock directory. */
   readonly lockfilePath: string
-  #released = false
-  #compromised: LockCompromisedError | null = null
-  readonly #registration: Registration
-  readonly #onCompromised: (err: LockCompromisedError) => void
 
   /** @internal Use `acquireFileLock` or `acquireFileLockSync`. */
   constructor(path: string, lockfilePath: string, onCompromised: ((err: LockCompromisedError) => void) | undefined) {
+    super(`file lock ${path}`, onCompromised)
     this.path = path
     this.lockfilePath = lockfilePath
-    this.#onCompromised = onCompromised ?? warnCompromised
-    this.#registration = onExit(() => this.#release(true))
-    this.#registration.label = `file lock ${path}`
-  }
-
-  /** True once released. */
-  get released(): boolean {
-    return this.#released
-  }
-
-  /** The error reported when the lock was lost while held, else null. */
-  get compromised(): LockCompromisedError | null {
-    return this.#compromised
-  }
-
-  /**
-   * Removes the lock directory and unregisters the exit callback. Idempotent.
-   * A lock found lost (see `compromised`) is not removed: it may be someone else's now.
-   */
-  release(): void {
-    this.#release(false)
-  }
-
-  [Symbol.dispose](): void {
-    this.#release(false)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    this.#release(false)
+    this.release()
   }
 
   /** @internal proper-lockfile's onCompromised, called from its heartbeat timer: must never throw. */
   lost(err: Error & { code?: string; syscall?: string }): void {
     // proper-lockfile reports a lock released during an in-flight refresh as "deleted": not a loss.
-    if (this.#released || this.#compromised) return
+    if (this.released || this.compromised) return
     const cause =
       err.syscall !== undefined && (err as NodeJS.ErrnoException).errno !== undefined && err.message.includes('ENOENT')
         ? `the lock directory ${this.lockfilePath} was deleted`
         : err.syscall !== undefined
           ? `the lock directory ${this.lockfilePath} could not be refreshed within the stale time (${err.message})`
           : `the lock directory ${this.lockfilePath} was refreshed by someone else, or not refreshed within the stale time (event loop blocked, system asleep?), and may have been taken over`
-    this.#compromised = new LockCompromisedError(this.path, cause)
-    Object.defineProperty(this.#compromised, 'cause', { value: err, configurable: true, writable: true })
+    const compromised = new LockCompromisedError(this.path, cause)
+    Object.defineProperty(compromised, 'cause', { value: err, configurable: true, writable: true })
     // Nothing is ours to remove at exit any more.
-    this.#registration.unregister()
-    try {
-      this.#onCompromised(this.#compromised)
-    } catch (error) {
-      warn(`exitguard: onCompromised for ${this.path} threw: ${(error as Error)?.stack ?? String(error)}`)
-    }
+    this.unregister()
+    this.compromise(compromised)
   }
 
-  #release(atExit: boolean): void {
-    if (this.#released) return
-    this.#released = true
-    if (!atExit) this.#registration.unregister()
-    if (this.#compromised) return
+  protected override drop(atExit: boolean): void {
+    // A lock found lost (see `compromised`) is not removed: it may be someone else's now.
+    if (this.compromised) return
     try {
       // Stops the heartbeat and rmdirs; proper-lockfile's own exit handler then finds nothing left.
       lockfile().unlockSync(this.path, { realpath: false, lockfilePath: this.lockfilePath })
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOTACQUIRED' || code === 'ENOENT') return // already dropped by proper-lockfile
-      const error = fsError(err, this.lockfilePath, 'remove the lock directory')
-      if (!atExit) throw error
-      warn(`exitguard: ${error.message}`)
+      this.failed(fsError(err, this.lockfilePath, 'remove the lock directory'), atExit)
     }
   }
 }
@@ -372,18 +338,6 @@ function heldMessage(path: string, lockfilePath: string, mtime: Date | null, sta
     `Wait for it (the "wait" option). A live holder refreshes it; if the holder died, it counts as stale ${stale} ms after its last refresh and the next attempt takes it over. ` +
     `If you are sure no one holds it, remove it: rmdir ${lockfilePath}`
   )
-}
-
-function warnCompromised(err: LockCompromisedError): void {
-  warn(`exitguard: ${err.message}`)
-}
-
-function warn(message: string): void {
-  try {
-    writeSync(2, message + '\n')
-  } catch {
-    // no stderr
-  }
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))

@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
 import { checkData, formatRecord, fsError, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
 import type { LockOwner } from './owner.js'
-import { onExit, type Registration } from './registry.js'
+import { LockGuard } from './lock-guard.js'
 
 /** Options of `acquirePidLock` and `acquirePidLockSync`. */
 export interface PidLockOptions {
@@ -48,24 +48,26 @@ const POLL_MS = 10
  * A held PID lock. Release it with `release()` or `using`; otherwise it is
  * released when the process exits (any exit but SIGKILL, after which the next
  * run takes it over).
+ *
+ * `release()` deletes the lock file if it is still ours and unregisters the exit
+ * callback; it is idempotent. A lock file removed or replaced meanwhile is left
+ * alone and reported through `onCompromised`. `released` is true once released
+ * (or found lost and then released).
  */
-export class PidLock implements Disposable {
+export class PidLock extends LockGuard {
   /** Absolute path of the lock file. */
   readonly path: string
   /** This process's record, as written in the lock file. */
   readonly owner: LockOwner
   /** The dead holder's record when a stale lock was taken over, else null. */
   readonly tookOverFrom: LockOwner | null
-  #released = false
-  #compromised: LockCompromisedError | null = null
   readonly #fd: number
   readonly #ino: number
   readonly #dev: number
-  readonly #registration: Registration
-  readonly #onCompromised: (err: LockCompromisedError) => void
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
   constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+    super(`pid lock ${path}`, options.onCompromised)
     this.path = path
     this.owner = owner
     this.tookOverFrom = tookOverFrom
@@ -73,41 +75,15 @@ export class PidLock implements Disposable {
     this.#fd = file.fd
     this.#ino = file.ino
     this.#dev = file.dev
-    this.#onCompromised = options.onCompromised ?? warnCompromised
-    this.#registration = onExit(() => this.#release(true))
-    this.#registration.label = `pid lock ${path}`
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
     heldHere.add(path)
   }
 
-  /** True once released (or found lost and then released). */
-  get released(): boolean {
-    return this.#released
-  }
-
-  /** The error reported when the lock was lost while held, else null. */
-  get compromised(): LockCompromisedError | null {
-    return this.#compromised
-  }
-
-  /**
-   * Deletes the lock file if it is still ours and unregisters the exit
-   * callback. Idempotent. A lock file removed or replaced meanwhile is left
-   * alone and reported through `onCompromised`.
-   */
-  release(): void {
-    this.#release(false)
-  }
-
-  [Symbol.dispose](): void {
-    this.#release(false)
-  }
-
   /** @internal Checks the file is still ours; reports once if not. */
   check(): boolean {
-    if (this.#released || this.#compromised) return false
+    if (this.released || this.compromised) return false
     const lost = this.#lostBecause()
-    if (lost) this.#compromise(lost)
+    if (lost) this.compromise(new LockCompromisedError(this.path, lost))
     return !lost
   }
 
@@ -121,32 +97,16 @@ export class PidLock implements Disposable {
     }
   }
 
-  #compromise(cause: string): void {
-    this.#compromised = new LockCompromisedError(this.path, cause)
-    try {
-      this.#onCompromised(this.#compromised)
-    } catch (err) {
-      warn(`exitguard: onCompromised for ${this.path} threw: ${(err as Error)?.stack ?? String(err)}`)
-    }
-  }
-
-  #release(atExit: boolean): void {
-    if (this.#released) return
-    this.#released = true
+  protected override drop(atExit: boolean): void {
     watchdog.delete(this)
     heldHere.delete(this.path)
-    if (!atExit) this.#registration.unregister()
     try {
-      const lost = this.#compromised ? null : this.#lostBecause()
-      if (lost) this.#compromise(lost)
+      const lost = this.compromised ? null : this.#lostBecause()
+      if (lost) this.compromise(new LockCompromisedError(this.path, lost))
       // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
-      else if (!this.#compromised) unlinkSync(this.path)
+      else if (!this.compromised) unlinkSync(this.path)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        const error = fsError(err, this.path, 'remove the lock file')
-        if (!atExit) throw error
-        warn(`exitguard: ${error.message}`)
-      }
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
     } finally {
       closeSync(this.#fd)
     }
@@ -501,18 +461,6 @@ const watchdog = new (class {
     for (const lock of this.#locks) if (!lock.check()) this.#locks.delete(lock)
   }
 })()
-
-function warnCompromised(err: LockCompromisedError): void {
-  warn(`exitguard: ${err.message}`)
-}
-
-function warn(message: string): void {
-  try {
-    writeSync(2, message + '\n')
-  } catch {
-    // no stderr
-  }
-}
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
 function sleepSync(ms: number): void {
