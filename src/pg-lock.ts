@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { writeSync } from 'node:fs'
 import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue } from './errors.js'
+import { warn } from './lock-guard.js'
 import { describeOwner, selfIdentity, type LockOwner } from './owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
 import { onExit, type Registration } from './registry.js'
@@ -352,7 +352,7 @@ class HeldPgLock implements PgLock {
       this.#released = true
       return undefined
     }
-    return this.release().catch((err: unknown) => report(`exitguard: could not release the PostgreSQL lock ${this.where} at exit: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`))
+    return this.release().catch((err: unknown) => warn(`exitguard: could not release the PostgreSQL lock ${this.where} at exit: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`))
   }
 
   async #release(): Promise<void> {
@@ -403,10 +403,10 @@ class HeldPgLock implements PgLock {
       try {
         this.onCompromised(err)
       } catch (thrown) {
-        report(`exitguard: onCompromised threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
+        warn(`exitguard: onCompromised threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
       }
     } else {
-      report(`exitguard: ${err.message}`)
+      warn(`exitguard: ${err.message}`)
     }
     if (this.own) this.client.end().catch(() => {})
   }
@@ -606,10 +606,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-function report(message: string): void {
-  try {
-    writeSync(2, message + '\n')
-  } catch {
-    // stderr is closed.
-  }
-}
