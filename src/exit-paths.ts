@@ -13,6 +13,8 @@ export interface ExitRunner {
   runGraceful(reason: string): Promise<boolean>
   /** True while a graceful run is under way. */
   readonly running: boolean
+  /** True while handlers run on a path where nothing can be awaited (process.exit(), a crash). */
+  readonly synchronous: boolean
 }
 
 /**
@@ -27,9 +29,11 @@ export interface ExitRunner {
 export function installExitPaths(registry: ExitRegistry): ExitRunner {
   let graceful: Promise<boolean> | null = null
   let running = false
+  let synchronous = false
   let stopGraceful: ((why: string) => void) | null = null
 
   function runSync(reason: string): void {
+    synchronous = true
     for (let entry = registry.takeNewest(); entry; entry = registry.takeNewest()) {
       if (isAsyncFunction(entry.fn)) {
         report(`exitguard: async exit handler "${entry.label}" skipped: on ${reason} only synchronous work can run`)
@@ -41,6 +45,7 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
         report(`exitguard: exit handler "${entry.label}" returned a promise on ${reason}; it could not be awaited`)
       }
     }
+    synchronous = false
   }
 
   function runGraceful(reason: string): Promise<boolean> {
@@ -139,6 +144,9 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     runGraceful,
     get running() {
       return running
+    },
+    get synchronous() {
+      return synchronous
     },
   }
 }

@@ -3,7 +3,7 @@ import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, 
 import { warn } from './lock-guard.js'
 import { describeOwner, selfIdentity, type LockOwner } from './owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
-import { onExit, type Registration } from './registry.js'
+import { exitRegistry, onExit, type Registration } from './registry.js'
 
 /**
  * The part of a node-postgres `Client` we use. Typed structurally so that
@@ -345,7 +345,7 @@ class HeldPgLock implements PgLock {
 
   /** The exit-time release: only synchronous work is possible when the process is already exiting. */
   releaseAtExit(): Promise<void> | undefined {
-    if ((process as { _exiting?: boolean })._exiting === true) {
+    if (exitRegistry().runner?.synchronous) {
       // process.exit(), a crash: no await is possible. Closing the socket now makes the server
       // drop the lock at once (the OS would close it a moment later anyway).
       if (this.own && !this.#released) this.client.connection?.stream?.destroy?.()
