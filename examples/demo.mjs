@@ -14,18 +14,17 @@ const lockPath = join(work, 'demo.pid')
 
 function start(script, args, name) {
   const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  const relay = (stream) => (chunk) => {
-    out += chunk
-    for (const line of String(chunk).split('\n').filter(Boolean)) stream.write(`    [${name}] ${line}\n`)
+  let markReady
+  const ready = new Promise((resolve) => (markReady = resolve))
+  const relay = (chunk) => {
+    for (const line of String(chunk).split('\n').filter(Boolean)) {
+      process.stdout.write(`    [${name}] ${line}\n`)
+      if (line === 'ready') markReady()
+    }
   }
-  child.stdout.on('data', relay(process.stdout))
-  child.stderr.on('data', relay(process.stdout))
+  child.stdout.on('data', relay)
+  child.stderr.on('data', relay)
   const ended = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })))
-  const ready = new Promise((resolve) => {
-    const check = () => (out.includes('ready') ? resolve() : setTimeout(check, 10))
-    check()
-  })
   return { child, ended, ready }
 }
 const step = (text) => console.log(`\n${text}`)
