@@ -60,12 +60,15 @@ export class ExitRegistry {
   readonly options: ExitOptions = { asyncTimeout: 5000 }
   runner: ExitRunner | null = null
 
+  /** Installs the exit hooks now (they go in on the first registration, never at import). */
+  hook(): void {
+    if (this.hooked) return
+    this.hooked = true
+    this.runner = installExitPaths(this)
+  }
+
   add(fn: ExitHandler, args: unknown[]): Entry {
-    if (!this.hooked) {
-      // Hooks go in on the first registration, never at import.
-      this.hooked = true
-      this.runner = installExitPaths(this)
-    }
+    this.hook()
     const entry = new Entry(this, fn, args)
     entry.prev = this.tail
     if (this.tail) this.tail.next = entry
