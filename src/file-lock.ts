@@ -5,11 +5,10 @@ import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, 
 import { fsError } from './lock-record.js'
 import type { LockOwner } from './owner.js'
 import { LockGuard } from './lock-guard.js'
-import { requireLazily } from './require-lazily.cjs'
+import { lazyModule } from './require-lazily.cjs'
 
-let loaded: typeof Lockfile | undefined
 /** proper-lockfile, loaded on first use: loading it installs exit handlers. */
-const lockfile = (): typeof Lockfile => (loaded ??= requireLazily<typeof Lockfile>('proper-lockfile'))
+const lockfile = lazyModule<typeof Lockfile>('proper-lockfile')
 
 /** Options of `acquireFileLock` and `acquireFileLockSync`. */
 export interface FileLockOptions {

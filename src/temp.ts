@@ -6,11 +6,10 @@ import { onExit, type Registration } from './registry.js'
 import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, DEFAULT_PREFIX, makeTempName } from './temp-name.js'
-import { requireLazily } from './require-lazily.cjs'
+import { lazyModule } from './require-lazily.cjs'
 
-let loadedTmp: typeof Tmp | undefined
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
-const tmp = (): typeof Tmp => (loadedTmp ??= requireLazily<typeof Tmp>('tmp'))
+const tmp = lazyModule<typeof Tmp>('tmp')
 
 /**
  * Options of `tempDir`/`tempDirSync` (and the base of `TempFileOptions`).
