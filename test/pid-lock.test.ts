@@ -11,7 +11,7 @@ import {
   LockHeldError,
   type LockCompromisedError,
 } from '../src/index.js'
-import { deadPid, fixtures, makeTempDir, root, runNode, startNode } from './helpers/child.js'
+import { deadPid, fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let lockPath: string
@@ -178,6 +178,19 @@ describe('every exit path of the holder leaves no lock file', () => {
     expect(readPidLock(lockPath)).toMatchObject({ state: 'stale', owner: { pid: holder.pid }, reason: `no process has PID ${holder.pid}` })
     const r = await tryInChild()
     expect(r).toMatchObject({ ok: true, tookOverFrom: holder.pid })
+  })
+
+  it('a holder killed but not reaped by its parent (a zombie) counts as dead', async () => {
+    // sh starts the holder, then becomes `sleep`, which never reaps it: the killed holder stays a zombie.
+    const shell = startCommand('sh', ['-c', `"${process.execPath}" "${child}" hold "${lockPath}" & exec sleep 60`])
+    await shell.waitFor('ready')
+    const holderPid = JSON.parse(shell.stdout().split('\n')[0]!).pid as number
+    process.kill(holderPid, 'SIGKILL')
+    for (let i = 0; i < 200 && !readFileSync(`/proc/${holderPid}/stat`, 'latin1').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 5))
+    expect(readPidLock(lockPath)).toMatchObject({ state: 'stale', reason: `PID ${holderPid} has exited (its parent has not reaped it yet)` })
+    expect(await tryInChild()).toMatchObject({ ok: true, tookOverFrom: holderPid })
+    shell.child.kill('SIGKILL')
+    await shell.done
   })
 
   it('with pidOnly, SIGKILL leaves a bare PID file that the next run still takes over', async () => {
