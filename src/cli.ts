@@ -60,9 +60,10 @@ Exit codes: 0 free, 1 held, 2 stale, 64 bad usage, 66 PATH can't be read
 `,
   reap: `Usage: exitguard reap [DIR] [--prefix PREFIX] [--dry-run] [--json]
 
-Removes the temp files and dirs in DIR (default: the OS temp dir) that exitguard
-processes left behind when they were killed, only with proof that their owner is
-dead (same host, and the PID is gone, reused, or the machine rebooted).
+Removes the temp files and dirs, and the PID lock files, in DIR (default: the OS
+temp dir) that exitguard processes left behind when they were killed, only with
+proof that their owner is dead (same host, and the PID is gone, reused, or the
+machine rebooted).
 
 Options:
   --prefix PREFIX  only names made with this prefix (as given to tempDir/tempFile)

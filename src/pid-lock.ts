@@ -270,6 +270,13 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
       ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: ${what}` })
       : new LockHeldError(opts.path, snapshot.owner, { message: what })
   }
+  if (snapshot.owner.pid === process.pid && heldHere.has(opts.path)) {
+    // Not "kill <our own PID>": the holder is a PidLock of this very process.
+    const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
   if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started)
   return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
 }

@@ -252,14 +252,17 @@ describe('exitguard run', () => {
     run.child.kill('SIGKILL')
     // 'close' needs the command's end too (it holds the pipes): the kernel's SIGTERM to it brings that.
     expect(await run.done).toMatchObject({ signal: 'SIGKILL' })
-    // Gone, or a zombie waiting for init (which may not reap in a container).
-    let state: string | undefined
-    try {
-      state = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.[0]
-    } catch {
-      state = undefined
+    // Gone, or a zombie waiting for init (which may not reap in a container). The pipes can close
+    // a moment before the process has finished dying, so give it a bounded while.
+    const state = () => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.[0]
+      } catch {
+        return undefined
+      }
     }
-    expect(state === undefined || state === 'Z').toBe(true)
+    for (let i = 0; i < 400 && state() !== undefined && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 5))
+    expect(state() === undefined || state() === 'Z').toBe(true)
   })
 
   it('--tmpdir: TMPDIR and EXITGUARD_TMPDIR name a private dir, removed afterwards', async () => {

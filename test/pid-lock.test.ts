@@ -84,9 +84,10 @@ describe('the lock file', () => {
     expect(existsSync(lockPath)).toBe(false)
   })
 
-  it('a second acquire in the same process is refused (not re-entrant)', () => {
+  it('a second acquire in the same process is refused (not re-entrant), and the message says so', () => {
     using _lock = acquirePidLockSync(lockPath)
-    expect(() => acquirePidLockSync(lockPath)).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+    expect(() => acquirePidLockSync(lockPath)).toThrow(expect.objectContaining({ code: 'ELOCKED', message: expect.stringContaining('is already held by this process') }))
+    expect(() => acquirePidLockSync(lockPath)).not.toThrow(/kill/)
   })
 })
 

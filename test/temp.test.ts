@@ -111,6 +111,14 @@ describe('creation', () => {
     file.remove()
   })
 
+  it('a missing or non-directory parent: a typed error naming the directory and the cause', async () => {
+    const missing = join(dir, 'no', 'such')
+    expect(() => tempDirSync({ dir: missing })).toThrow(expect.objectContaining({ code: 'ENOENT', path: missing, message: `Could not create a temp entry in ${missing}: the directory does not exist.` }))
+    await expect(tempFile({ dir: missing })).rejects.toMatchObject({ code: 'ENOENT', path: missing })
+    writeFileSync(join(dir, 'plain'), '')
+    expect(() => tempFileSync({ dir: join(dir, 'plain') })).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+  })
+
   it('resolves a symlinked parent dir to its real path', () => {
     mkdirSync(join(dir, 'real'))
     symlinkSync(join(dir, 'real'), join(dir, 'link'))
