@@ -61,8 +61,11 @@ let hostTagCache: { hostname: string; tag: string } | undefined
 
 /** The host field for this host. */
 export function selfHostTag(): string {
-  const { hostname } = selfIdentity()
-  if (hostTagCache?.hostname !== hostname) hostTagCache = { hostname, tag: hashTag(hostname) }
+  const { hostname, pidNamespace } = selfIdentity()
+  // The PID namespace is part of "where": a PID means nothing outside it (containers sharing a
+  // host's /tmp), so another namespace's entries are, like another host's, never judged here.
+  const where = pidNamespace ? `${hostname}\0${pidNamespace}` : hostname
+  if (hostTagCache?.hostname !== where) hostTagCache = { hostname: where, tag: hashTag(where) }
   return hostTagCache.tag
 }
 
@@ -100,6 +103,20 @@ function randomPart(): string {
 /** A fresh, unpredictable temp name (basename only) for this process. */
 export function makeTempName(prefix: string, postfix: string): string {
   return prefix + ownerPart() + randomPart() + postfix
+}
+
+/**
+ * A name without the owner part, for what the caller keeps (`keep: true`, `keep()`): no
+ * reaper can take it for a leftover. Still unpredictable: the same 80 random bits.
+ */
+export function makeKeptName(prefix: string, postfix: string): string {
+  return prefix + randomPart() + postfix
+}
+
+/** `name` (made by this process) with its owner part taken out, or null if it has none. */
+export function keptNameOf(name: string): string | null {
+  const owner = ownerPart()
+  return name.includes(owner) ? name.replace(owner, '') : null
 }
 
 /**

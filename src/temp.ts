@@ -1,11 +1,12 @@
-import { closeSync, writeSync } from 'node:fs'
+import { closeSync, renameSync, writeSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
 import { ExitguardError, invalidArgType, invalidArgValue } from './errors.js'
 import { onExit, type Registration } from './registry.js'
 import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
-import { checkNamePart, DEFAULT_PREFIX, makeTempName } from './temp-name.js'
+import { checkNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from './require-lazily.cjs'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
@@ -69,17 +70,21 @@ const TRIES = 3
 
 /** The guard of one temp file or dir: see `TempFile` and `TempDir`. */
 abstract class TempGuard {
-  /** Absolute path, captured at creation (the parent is realpath'd). */
-  readonly path: string
+  #path: string
   #registration: Registration | null = null
   #released = false
 
   protected constructor(path: string, keep: boolean, kind: string) {
-    this.path = path
+    this.#path = path
     if (!keep) {
       this.#registration = onExit(removeAtExit, this)
       this.#registration.label = `${kind} ${path}`
     }
+  }
+
+  /** Absolute path, captured at creation (the parent is realpath'd); `keep()` renames it. */
+  get path(): string {
+    return this.#path
   }
 
   /** True once `remove()` or `keep()` has run (or the exit cleanup did). */
@@ -109,16 +114,31 @@ abstract class TempGuard {
   }
 
   /**
-   * Unregisters the exit cleanup without deleting: the caller owns the path from
-   * now on, and exitguard never touches it again. Returns the path.
+   * Unregisters the exit cleanup without deleting: the caller owns it from now on,
+   * and exitguard never touches it again. It is renamed (same directory) to a name
+   * without exitguard's owner marker, so that no `reapOrphans` takes it for the
+   * leftover of a dead run once this process has ended. Returns the new path, which
+   * `path` also gives from now on.
    */
   keep(): string {
-    if (!this.#released) {
-      this.#released = true
-      this.#registration?.unregister()
-      this.#registration = null
+    if (this.#released) return this.#path
+    const kept = keptNameOf(basename(this.#path))
+    if (kept !== null) {
+      const to = join(dirname(this.#path), kept)
+      try {
+        renameSync(this.#path, to)
+        this.#path = to
+      } catch (err) {
+        // Already gone: nothing to keep, nothing to rename. Anything else: stay as we were.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new ExitguardError((err as NodeJS.ErrnoException).code ?? 'EIO', `Could not keep ${this.describe()} ${this.#path}: renaming it to ${to} failed: ${(err as Error).message}`, { path: this.#path, cause: err })
+        }
+      }
     }
-    return this.path
+    this.#released = true
+    this.#registration?.unregister()
+    this.#registration = null
+    return this.#path
   }
 
   /** Same as `remove()`, for `using`. */
@@ -269,7 +289,7 @@ function createSync<T>(o: Resolved, create: (name: string) => T): T {
   if (o.reap) reapOnce(o.dir, o.prefix)
   for (let i = 0; i < TRIES; i++) {
     try {
-      return create(makeTempName(o.prefix, o.postfix))
+      return create((o.keep ? makeKeptName : makeTempName)(o.prefix, o.postfix))
     } catch (err) {
       if (!isNameTaken(err)) throw createError(err, o)
     }
@@ -281,7 +301,7 @@ async function createAsync<T>(o: Resolved, create: (name: string) => Promise<T>)
   if (o.reap) reapOnce(o.dir, o.prefix)
   for (let i = 0; i < TRIES; i++) {
     try {
-      return await create(makeTempName(o.prefix, o.postfix))
+      return await create((o.keep ? makeKeptName : makeTempName)(o.prefix, o.postfix))
     } catch (err) {
       if (!isNameTaken(err)) throw createError(err, o)
     }

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { reapOrphans, tempDirSync, tempFileSync } from '../src/index.js'
 import { makeTempName, parseTempName } from '../src/temp-name.js'
-import { deadPid, fixtures, makeTempDir, startNode, type RunningChild } from './helpers/child.js'
+import { deadPid, fixtures, makeTempDir, root, runNode, startNode, type RunningChild } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let dir: string
@@ -122,6 +122,22 @@ describe('reapOrphans and PID lock files', () => {
     live.child.kill('SIGTERM')
     await live.done
     expect(readdirSync(dir).sort()).toEqual(['bare.pid', 'notes.txt'])
+  })
+})
+
+describe('reapOrphans and what the caller kept', () => {
+  it('never removes a keep() or keep: true entry of a process that has ended', async () => {
+    const script = join(dir, 'keeper.mjs')
+    writeFileSync(script, `import { tempFileSync, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      const dir = process.argv[2]
+      tempFileSync({ dir }).keep()
+      tempDirSync({ dir, keep: true })
+      tempFileSync({ dir }) // not kept: removed at exit`)
+    const r = await runNode(script, [join(dir, 'out')].map((d) => (mkdirSync(d), d)))
+    expect(r.code).toBe(0)
+    expect(readdirSync(join(dir, 'out'))).toHaveLength(2)
+    expect(reapOrphans({ dir: join(dir, 'out') })).toEqual([])
+    expect(readdirSync(join(dir, 'out'))).toHaveLength(2)
   })
 })
 

@@ -147,6 +147,7 @@ describe('creation', () => {
   it('keep: true creates without registering; remove() still works', () => {
     const d = tempDirSync({ dir, keep: true })
     expect(labels()).not.toContain(`temp dir ${d.path}`)
+    expect(parseTempName(basename(d.path))).toBeNull() // no owner marker: never reaped
     expect(existsSync(d.path)).toBe(true)
     expect(d.remove()).toBe(true)
     expect(existsSync(d.path)).toBe(false)
@@ -219,7 +220,13 @@ describe('remove() and keep()', () => {
 
   it('keep() unregisters without deleting; remove() afterwards never touches the path', () => {
     const file = tempFileSync({ dir })
+    const created = file.path
     expect(file.keep()).toBe(file.path)
+    // Renamed in place to a name without the owner marker: no later reaper takes it for a leftover.
+    expect(dirname(file.path)).toBe(dirname(created))
+    expect(existsSync(created)).toBe(false)
+    expect(parseTempName(basename(file.path))).toBeNull()
+    expect(basename(file.path)).toMatch(/^tmp-[a-z2-7]{16}$/)
     expect(file.released).toBe(true)
     expect(labels()).not.toContain(`temp file ${file.path}`)
     expect(file.remove()).toBe(false)
