@@ -91,8 +91,8 @@ async function acquire(req: RunRequest, signal: AbortSignal): Promise<{ release(
   const command = `exitguard run -- ${req.command.join(' ')}`.slice(0, 200)
   if (isPgUrl(req.lock)) {
     const { connectionString, key } = parsePgLockUrl(req.lock)
-    // The pg owner record takes its command from process.argv, which names this wrapper and the command.
-    return acquirePgLock(key, { connectionString, wait: req.wait, signal, data: req.data })
+    // The same command as for a PID lock, not process.argv: argv holds the --lock URL.
+    return acquirePgLock(key, { connectionString, wait: req.wait, signal, data: req.data, command })
   }
   return acquirePidLock(req.lock, { wait: req.wait, signal, data: req.data, command })
 }

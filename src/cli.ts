@@ -215,7 +215,11 @@ function checkPgUrl(url: string): void {
   } catch {
     throw new UsageError('run', 'the --lock URL is not a valid URL; expected postgres://USER@HOST:PORT/DB?key=NAME')
   }
-  if (parsed.password !== '') throw new UsageError('run', 'the --lock URL must not contain a password; use PGPASSWORD or ~/.pgpass')
+  // pg also reads a password from ?password= (and a passfile or an SSL key password from the query).
+  const secret = ['password', 'passfile', 'sslpassword'].find((name) => parsed.searchParams.has(name))
+  if (parsed.password !== '' || secret) {
+    throw new UsageError('run', 'the --lock URL must not contain a password (nor ?password=, ?passfile=, ?sslpassword=); use PGPASSWORD or ~/.pgpass')
+  }
   const keys = parsed.searchParams.getAll('key')
   if (keys.length !== 1 || keys[0] === '') throw new UsageError('run', 'the --lock URL needs exactly one key parameter: postgres://USER@HOST:PORT/DB?key=NAME')
 }

@@ -46,6 +46,8 @@ export interface PgLockOptions {
   data?: unknown
   /** Called (never thrown) if the connection is lost while the lock is held: the server has then dropped the lock. */
   onCompromised?: (err: LockCompromisedError) => void
+  /** The command shown to processes that find the lock held; defaults to this process's command line. */
+  command?: string
 }
 
 /**
@@ -151,7 +153,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
   const owner: LockOwner = {
     ...me,
     createdAt: '',
-    command: commandLine(),
+    command: opts.command ?? commandLine(),
     data: opts.data ?? null,
     token: randomUUID(),
   }
@@ -519,6 +521,7 @@ interface ValidOptions {
   signal: AbortSignal | undefined
   data: unknown
   onCompromised: ((err: LockCompromisedError) => void) | undefined
+  command: string | undefined
 }
 
 function validate(options: PgLockOptions): ValidOptions {
@@ -543,6 +546,7 @@ function validate(options: PgLockOptions): ValidOptions {
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', o.signal)
   if (o.onCompromised !== undefined && typeof o.onCompromised !== 'function') throw invalidArgType('onCompromised', 'a function', o.onCompromised)
+  if (o.command !== undefined && typeof o.command !== 'string') throw invalidArgType('command', 'a string', o.command)
   if (o.data !== undefined) {
     try {
       JSON.stringify(o.data)
@@ -550,7 +554,7 @@ function validate(options: PgLockOptions): ValidOptions {
       throw invalidArgValue('data', o.data, `must be a JSON value (${(err as Error).message})`)
     }
   }
-  return { connectionString: o.connectionString, client: o.client, wait: o.wait, signal: o.signal, data: o.data, onCompromised: o.onCompromised }
+  return { connectionString: o.connectionString, client: o.client, wait: o.wait, signal: o.signal, data: o.data, onCompromised: o.onCompromised, command: o.command }
 }
 
 /**
@@ -569,22 +573,18 @@ export function parsePgLockUrl(url: string): PgLockUrl {
   try {
     parsed = new URL(url)
   } catch {
-    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The "url" argument must be a postgres:// URL. Received ${JSON.stringify(redact(url))}`)
+    // Never echo the URL: a password in it can hide where no pattern finds it.
+    throw new ExitguardError('ERR_INVALID_ARG_VALUE', 'The "url" argument must be a postgres:// URL (postgres://USER@HOST:PORT/DB?key=NAME); it does not parse as a URL.')
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The "url" argument must start with postgres:// or postgresql://. Received ${JSON.stringify(redact(url))}`)
+    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The "url" argument must start with postgres:// or postgresql://. Received a ${parsed.protocol} URL for host ${JSON.stringify(parsed.host)}`)
   }
   const keys = parsed.searchParams.getAll('key')
   if (keys.length !== 1 || !keys[0]) {
-    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The "url" argument must have exactly one non-empty key parameter (?key=NAME), the lock's name. Received ${JSON.stringify(redact(url))}`)
+    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The "url" argument must have exactly one non-empty key parameter (?key=NAME), the lock's name. Received a URL for ${parsed.host}${parsed.pathname} with ${keys.length} key parameters`)
   }
   parsed.searchParams.delete('key')
   return { connectionString: parsed.toString(), key: keys[0] }
-}
-
-/** The URL with any password replaced by "***". */
-function redact(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@')
 }
 
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => void): Promise<T> {

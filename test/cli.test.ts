@@ -101,6 +101,8 @@ describe('help, version and usage errors', () => {
     [['run', '--lock', 'x.pid', '--data', '{oops', '--', 'true'], '--data must be JSON'],
     [['run', '--lock', 'x.pid', '--data', JSON.stringify('x'.repeat(5000)), '--', 'true'], 'at most 4096 bytes'],
     [['run', '--lock', 'postgres://u:hunter2@db/app?key=k', '--', 'true'], 'must not contain a password'],
+    [['run', '--lock', 'postgres://u@db/app?key=k&password=hunter2', '--', 'true'], 'must not contain a password'],
+    [['run', '--lock', 'postgres://u@db/app?key=k&sslpassword=hunter2', '--', 'true'], 'must not contain a password'],
     [['run', '--lock', 'postgres://u@db/app', '--', 'true'], 'needs exactly one key parameter'],
     [['status'], 'the lock file PATH is missing'],
     [['status', 'a', 'b'], 'give exactly one lock file PATH'],

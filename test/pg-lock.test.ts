@@ -78,10 +78,13 @@ describe('parsePgLockUrl', () => {
     expect(parsePgLockUrl('postgresql://h/db?key=a%20b').key).toBe('a b')
   })
   it('rejects a URL without exactly one key, and never prints the password', () => {
-    for (const bad of ['postgres://u:s3cret@h/db', 'postgres://u:s3cret@h/db?key=', 'postgres://u:s3cret@h/db?key=a&key=b', 'mysql://u:s3cret@h/db?key=a']) {
+    const bad = ['postgres://u:s3cret@h/db', 'postgres://u:s3cret@h/db?key=', 'postgres://u:s3cret@h/db?key=a&key=b', 'mysql://u:s3cret@h/db?key=a']
+    // Passwords no redaction pattern finds: '#' and '/' in the password, '@' in the user, a bad URL.
+    bad.push('postgres://app:s3cret#x@db/app', 'postgres://app:pa/s3cret@db/app', 'postgres://me@corp.com:s3cret@db/app', 'postgres://[s3cret')
+    for (const url of bad) {
       let err: unknown
       try {
-        parsePgLockUrl(bad)
+        parsePgLockUrl(url)
       } catch (e) {
         err = e
       }
