@@ -281,6 +281,39 @@ describe('fd: true', () => {
   })
 })
 
+describe('directory removal never follows a symlink swapped in during the walk (threat: a racing process)', () => {
+  it('subdirectories replaced by symlinks to an outside dir while remove() runs: the outside files survive', async () => {
+    const { Worker } = await import('node:worker_threads')
+    const victim = join(dir, 'victim')
+    mkdirSync(victim)
+    for (let i = 0; i < 50; i++) writeFileSync(join(victim, `v${i}`), 'x')
+    for (let round = 0; round < 25; round++) {
+      const t = tempDirSync({ dir, prefix: 'race-' })
+      for (let i = 0; i < 150; i++) {
+        mkdirSync(join(t.path, `a${i}`))
+        writeFileSync(join(t.path, `a${i}`, 'f'), 'x')
+        symlinkSync(victim, join(t.path, `s${i}`))
+      }
+      // The racer swaps each subdirectory for a symlink to the victim, as fast as it can.
+      const racer = new Worker(
+        `const fs = require('fs'); const { workerData: { p, n }, parentPort } = require('worker_threads')
+        parentPort.postMessage('go')
+        for (let i = 0; i < n; i++) { try { fs.renameSync(p + '/a' + i, p + '/x' + i); fs.renameSync(p + '/s' + i, p + '/a' + i) } catch {} }`,
+        { eval: true, workerData: { p: t.path, n: 150 } },
+      )
+      await new Promise((resolve) => racer.once('message', resolve))
+      try {
+        t.remove()
+      } catch {
+        // The racer may make the removal fail; what matters is what it did outside.
+      }
+      await new Promise((resolve) => racer.once('exit', resolve))
+      expect(readdirSync(victim), `round ${round}`).toHaveLength(50)
+      rmSync(t.path, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('directory removal never follows a symlink out (threat: a link planted inside the temp dir)', () => {
   it('a file and a directory outside, reached through symlinks inside, survive', () => {
     const outsideFile = join(dir, 'outside.txt')
