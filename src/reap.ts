@@ -154,7 +154,12 @@ const reapedDirs = new Set<string>()
 export function reapOnce(dir: string, prefix: string): void {
   const key = `${dir}\0${prefix}`
   if (reapedDirs.has(key)) return
-  reapedDirs.add(key)
-  const reaped = reapOrphans({ dir, prefix })
-  debug('reap %s (prefix %j): removed %d', dir, prefix, reaped.length)
+  try {
+    const reaped = reapOrphans({ dir, prefix })
+    reapedDirs.add(key) // only once it has worked: a failure is tried again on the next creation
+    debug('reap %s (prefix %j): removed %d', dir, prefix, reaped.length)
+  } catch (err) {
+    // Reaping is a courtesy to dead runs: it must not stop this one from creating its temp entry.
+    debug('reap %s (prefix %j) failed: %s', dir, prefix, (err as Error).message)
+  }
 }
