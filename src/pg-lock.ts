@@ -210,7 +210,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
         })
       }
     }
-    await takeLock(pg, client, own ? config : configOf(client), lockId, where, session.pid, opts)
+    await takeLock(pg, client, own, own ? config : configOf(client), lockId, where, session.pid, opts)
     locked = true
     owner.createdAt = new Date().toISOString()
     // Leaves the full owner record in pg_stat_activity.query, where other sessions of the
@@ -228,6 +228,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
 async function takeLock(
   pg: PgModule,
   client: PgClientLike,
+  own: boolean,
   cancelConfig: Record<string, unknown>,
   lockId: bigint,
   where: string,
@@ -270,7 +271,7 @@ async function takeLock(
   if (outcome === 'aborted') {
     // Closing our socket would not stop the server's wait (it does not read the socket while
     // blocked), so the backend could still take the lock later: cancel the statement instead.
-    const result = await cancelUntilSettled(pg, cancelConfig, backendPid, settled)
+    const result = await cancelUntilSettled(pg, cancelConfig, backendPid, settled, own ? client : null)
     if (result.ok) await client.query('SELECT pg_advisory_unlock($1::bigint)', [id])
     throw opts.signal!.reason
   }
@@ -284,7 +285,7 @@ async function takeLock(
 }
 
 /** Sends pg_cancel_backend from a short second connection until the lock statement has ended. */
-async function cancelUntilSettled<T>(pg: PgModule, config: Record<string, unknown>, backendPid: number, settled: Promise<T>): Promise<T> {
+async function cancelUntilSettled<T>(pg: PgModule, config: Record<string, unknown>, backendPid: number, settled: Promise<T>, ownClient: PgClientLike | null): Promise<T> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const canceller = new pg.Client({ ...config, application_name: `${APP_PREFIX}-cancel ${process.pid}` })
     canceller.on('error', () => {})
@@ -300,6 +301,10 @@ async function cancelUntilSettled<T>(pg: PgModule, config: Record<string, unknow
     const done = await Promise.race([settled.then((r) => ({ r })), sleep(250).then(() => null)])
     if (done) return done.r
   }
+  // No cancel got through (e.g. no free connection slot). On a connection of our own, give up
+  // on it: the wait ends now, and should the server grant the lock later, it finds the socket
+  // closed and ends the session, which drops the lock. A caller's client can only be waited on.
+  if (ownClient) (ownClient as OwnedClient).connection?.stream?.destroy?.()
   return settled
 }
 
