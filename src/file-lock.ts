@@ -121,6 +121,7 @@ export class FileLock extends LockGuard implements AsyncDisposable {
     super(`file lock ${path}`, onCompromised)
     this.path = path
     this.lockfilePath = lockfilePath
+    heldHere.add(lockfilePath)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -145,6 +146,7 @@ export class FileLock extends LockGuard implements AsyncDisposable {
   }
 
   protected override drop(atExit: boolean): void {
+    heldHere.delete(this.lockfilePath)
     // A lock found lost (see `compromised`) is not removed: it may be someone else's now.
     if (this.compromised) return
     try {
@@ -329,7 +331,13 @@ function failure(err: unknown, opts: Validated, started: number): Error {
   return new FileLockHeldError(opts.path, opts.lockfilePath, mtime, opts.stale)
 }
 
+/** Lock directories held by FileLocks of this process, so a second acquire can say so. */
+const heldHere = new Set<string>()
+
 function heldMessage(path: string, lockfilePath: string, mtime: Date | null, stale: number): string {
+  if (heldHere.has(lockfilePath)) {
+    return `The lock ${lockfilePath} on ${path} is already held by this process. File locks are not re-entrant: release the first FileLock before taking it again.`
+  }
   const refreshed = mtime ? `it was last refreshed at ${mtime.toISOString()} (${Math.max(0, Math.round((Date.now() - mtime.getTime()) / 1000))} s ago)` : 'it vanished while we looked'
   return (
     `The lock ${lockfilePath} on ${path} is held by another process, here or on another host; ` +

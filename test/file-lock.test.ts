@@ -96,12 +96,15 @@ describe('the lock', () => {
   })
 
   it('held: ELOCKED naming the lock path, that no owner is recorded, when it was last refreshed, and what to do', () => {
-    using _lock = acquireFileLockSync(resource)
+    // Held through plain proper-lockfile, so nothing tells exitguard who holds it.
+    const unlock = lockfile.lockSync(resource, { realpath: false })
     let err: unknown
     try {
       acquireFileLockSync(resource)
     } catch (e) {
       err = e
+    } finally {
+      unlock()
     }
     expect(err).toBeInstanceOf(FileLockHeldError)
     expect(err).toBeInstanceOf(LockHeldError)
@@ -113,6 +116,11 @@ describe('the lock', () => {
     expect(held.message).toContain(`last refreshed at ${held.lastRefreshedAt!.toISOString()}`)
     expect(held.message).toContain('"wait" option')
     expect(held.message).toContain(`rmdir ${lockDir}`)
+  })
+
+  it('a second acquire in the same process is refused (not re-entrant), and the message says so', () => {
+    using _lock = acquireFileLockSync(resource)
+    expect(() => acquireFileLockSync(resource)).toThrow(expect.objectContaining({ code: 'ELOCKED', message: expect.stringContaining('is already held by this process') }))
   })
 
   it('defaults match the docs: stale 10000 ms (a 5 s old lock is held, an 11 s old one is taken over)', () => {
