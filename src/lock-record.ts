@@ -21,8 +21,20 @@ const MAX_PID = 2 ** 31 - 1
 
 const CLOCK_SLACK = 30_000
 
-/** Lock paths held by PidLocks of this process, so a bare PID equal to ours can be judged. */
-export const heldHere = new Set<string>()
+/**
+ * Lock paths held by PidLocks of this process, so a bare PID equal to ours can be judged.
+ * Counted: a lock found lost may still be unreleased when the path is taken again.
+ */
+const held = new Map<string, number>()
+export const heldHere = {
+  add: (path: string): void => void held.set(path, (held.get(path) ?? 0) + 1),
+  delete: (path: string): void => {
+    const n = (held.get(path) ?? 1) - 1
+    if (n > 0) held.set(path, n)
+    else held.delete(path)
+  },
+  has: (path: string): boolean => held.has(path),
+}
 
 /** What was found at a lock path, read once through a descriptor that never follows a symlink. */
 export interface Snapshot {
