@@ -87,3 +87,20 @@ function heldMessage(path: string, owner: LockOwner, foreign: boolean): string {
   }
   return `The lock ${path} is held by ${who}. Wait for it to finish or stop it (kill ${owner.pid}); if it dies, the next run takes the lock over by itself.`
 }
+
+/**
+ * A file-system error as an ExitguardError naming the path, the action and the cause, in
+ * words: "Could not create the lock file /run/app.pid: its directory does not exist."
+ * `dir: true` when `path` is itself the directory the action was in.
+ */
+export function fsError(err: unknown, path: string, action: string, options: { dir?: boolean } = {}): ExitguardError {
+  if (err instanceof ExitguardError) return err
+  const e = err as NodeJS.ErrnoException
+  const cause =
+    e.code === 'ENOENT' ? (options.dir ? 'the directory does not exist' : 'its directory does not exist')
+      : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied'
+        : e.code === 'EROFS' ? 'the file system is read-only'
+          : e.code === 'ENOTDIR' ? (options.dir ? 'it is not a directory' : 'a part of the path is not a directory')
+            : e.message
+  return new ExitguardError(e.code ?? 'EIO', `Could not ${action} ${path}: ${cause}.`, { path, cause: err })
+}

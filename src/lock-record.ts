@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { ExitguardError, invalidArgValue } from './errors.js'
+import { ExitguardError, fsError, invalidArgValue } from './errors.js'
 import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner } from './owner.js'
 
 /**
@@ -216,17 +216,6 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
   return { dead: false, foreign: false, reason: `PID ${owner.pid} is running` }
 }
 
-/** A file-system error turned into an ExitguardError that names the path, the action and the cause. */
-export function fsError(err: unknown, path: string, action: string): ExitguardError {
-  const e = err as NodeJS.ErrnoException
-  const hint =
-    e.code === 'ENOENT' ? ': its directory does not exist'
-      : e.code === 'EACCES' || e.code === 'EPERM' ? ': permission denied'
-        : e.code === 'EROFS' ? ': the file system is read-only'
-          : e.code === 'ENOTDIR' ? ': a part of the path is not a directory'
-            : `: ${e.message}`
-  return new ExitguardError(e.code ?? 'EIO', `Could not ${action} ${path}${hint}.`, { path, cause: err })
-}
 
 let commandCache: string | undefined
 function defaultCommand(): string {

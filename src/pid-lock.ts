@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { ExitguardError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
-import { checkData, formatRecord, fsError, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
+import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
+import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
 import type { LockOwner } from './owner.js'
 import { LockGuard } from './lock-guard.js'
 import { exitRegistry } from './registry.js'
@@ -430,7 +430,7 @@ class Attempt {
       return 'won'
     } catch (err) {
       this.#unlinkIfOurs(claim)
-      throw err instanceof ExitguardError ? err : fsError(err, name, 'take over the stale lock file')
+      throw fsError(err, name, 'take over the stale lock file')
     }
   }
 

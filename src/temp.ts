@@ -2,7 +2,7 @@ import { closeSync, renameSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
-import { ExitguardError, invalidArgType, invalidArgValue } from './errors.js'
+import { ExitguardError, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { onExit, type Registration } from './registry.js'
 import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
@@ -263,19 +263,6 @@ function tmpOptions(o: Resolved, name: string): Tmp.FileOptions & Tmp.DirOptions
   return { tmpdir: o.dir, name, mode: o.mode, keep: true, discardDescriptor: !o.fd, tries: 1 }
 }
 
-/** A creation failure as an ExitguardError naming the parent directory and the cause. */
-function createError(err: unknown, o: Resolved): unknown {
-  if (err instanceof ExitguardError) return err
-  const e = err as NodeJS.ErrnoException
-  const cause =
-    e.code === 'ENOENT' ? 'the directory does not exist'
-      : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied'
-        : e.code === 'ENOTDIR' ? 'it is not a directory'
-          : e.code === 'EROFS' ? 'the file system is read-only'
-            : e.message
-  return new ExitguardError(e.code ?? 'EIO', `Could not create a temp entry in ${o.dir}: ${cause}.`, { path: o.dir, cause: err })
-}
-
 function isNameTaken(err: unknown): boolean {
   // tmp stat()s a fixed name first ("max tries reached"); O_EXCL/mkdir then say EEXIST.
   return (err as NodeJS.ErrnoException).code === 'EEXIST' || /max tries reached/.test((err as Error).message)
@@ -291,7 +278,7 @@ function createSync<T>(o: Resolved, create: (name: string) => T): T {
     try {
       return create((o.keep ? makeKeptName : makeTempName)(o.prefix, o.postfix))
     } catch (err) {
-      if (!isNameTaken(err)) throw createError(err, o)
+      if (!isNameTaken(err)) throw fsError(err, o.dir, 'create a temp entry in', { dir: true })
     }
   }
   throw nameTaken(o)
@@ -303,7 +290,7 @@ async function createAsync<T>(o: Resolved, create: (name: string) => Promise<T>)
     try {
       return await create((o.keep ? makeKeptName : makeTempName)(o.prefix, o.postfix))
     } catch (err) {
-      if (!isNameTaken(err)) throw createError(err, o)
+      if (!isNameTaken(err)) throw fsError(err, o.dir, 'create a temp entry in', { dir: true })
     }
   }
   throw nameTaken(o)
