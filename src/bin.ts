@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The only place that decides how the process ends (cli.ts never exits).
-import { cli } from './cli.js'
+import { cli } from './cli/cli.js'
 
 const outcome = await cli(process.argv.slice(2))
 // SIGUSR1 would start Node's inspector instead of ending us: use the 128 + n code for it.

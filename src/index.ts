@@ -9,7 +9,7 @@ export {
   type Registration,
   type RegisteredHandler,
   type ExitOptions,
-} from './registry.js'
+} from './exit/registry.js'
 export { LockHeldError, LockTimeoutError, LockCompromisedError } from './errors.js'
 export { describeOwner, type LockOwner, type ProcessIdentity } from './owner.js'
 export {
@@ -21,7 +21,7 @@ export {
   type PidLockOptions,
   type PidLockAsyncOptions,
   type PidLockStatus,
-} from './pid-lock.js'
+} from './locks/pid-lock.js'
 export {
   tempFile,
   tempFileSync,
@@ -34,9 +34,9 @@ export {
   type TempOptions,
   type TempFileOptions,
   type TempDirOptions,
-} from './temp.js'
-export { reapOrphans, type ReapOptions, type ReapedEntry } from './reap.js'
-export { pgLockId } from './pg-key.js'
+} from './temp/temp.js'
+export { reapOrphans, type ReapOptions, type ReapedEntry } from './temp/reap.js'
+export { pgLockId } from './locks/pg-key.js'
 export {
   acquirePgLock,
   parsePgLockUrl,
@@ -45,7 +45,7 @@ export {
   type PgLockOwner,
   type PgLockUrl,
   type PgClientLike,
-} from './pg-lock.js'
+} from './locks/pg-lock.js'
 export {
   acquireFileLock,
   acquireFileLockSync,
@@ -54,4 +54,4 @@ export {
   FileLockTimeoutError,
   type FileLockOptions,
   type FileLockAsyncOptions,
-} from './file-lock.js'
+} from './locks/file-lock.js'

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePgLock, parsePgLockUrl, pgLockId, ExitguardError, LockHeldError } from '../src/index.js'
-import { pgLockOids } from '../src/pg-key.js'
+import { pgLockOids } from '../src/locks/pg-key.js'
 import { fixtures, makeTempDir, root, runNode, startNode, type RunningChild } from './helpers/child.js'
 
 const url = process.env.EXITGUARD_PG_URL

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { reapOrphans, tempDirSync, tempFileSync } from '../src/index.js'
-import { makeTempName, parseTempName } from '../src/temp-name.js'
+import { makeTempName, parseTempName } from '../src/temp/temp-name.js'
 import { deadPid, fixtures, makeTempDir, root, runNode, startNode, type RunningChild } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>

@@ -29,7 +29,7 @@ import {
   type TempDir,
   type TempFile,
 } from '../src/index.js'
-import { DEFAULT_PREFIX, parseTempName } from '../src/temp-name.js'
+import { DEFAULT_PREFIX, parseTempName } from '../src/temp/temp-name.js'
 import { fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>

@@ -3,7 +3,7 @@ import { debuglog, format } from 'node:util'
 import type { onExit as OnSignalExit } from 'signal-exit'
 import { signals } from 'signal-exit/signals'
 import type { ExitRegistry } from './registry.js'
-import { requireLazily } from './require-lazily.cjs'
+import { requireLazily } from '../require-lazily.cjs'
 
 const debug = debuglog('exitguard')
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { invalidArgType, invalidArgValue } from './errors.js'
+import { invalidArgType, invalidArgValue } from '../errors.js'
 
 const INT64_MIN = -(2n ** 63n)
 const INT64_MAX = 2n ** 63n - 1n

@@ -1,10 +1,10 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
+import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
-import type { LockOwner } from './owner.js'
+import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
-import { exitRegistry } from './registry.js'
+import { exitRegistry } from '../exit/registry.js'
 
 /** Options of `acquirePidLock` and `acquirePidLockSync`. */
 export interface PidLockOptions {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue } from './errors.js'
+import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue } from '../errors.js'
 import { warn } from './lock-guard.js'
-import { describeOwner, selfIdentity, type LockOwner } from './owner.js'
+import { describeOwner, selfIdentity, type LockOwner } from '../owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
-import { exitRegistry, onExit, type Registration } from './registry.js'
+import { exitRegistry, onExit, type Registration } from '../exit/registry.js'
 
 /**
  * The part of a node-postgres `Client` we use. Typed structurally so that

@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs'
-import type { LockCompromisedError } from './errors.js'
-import { onExit, type Registration } from './registry.js'
+import type { LockCompromisedError } from '../errors.js'
+import { onExit, type Registration } from '../exit/registry.js'
 
 /**
  * The shell shared by `PidLock` and `FileLock`: released/compromised state, an exit

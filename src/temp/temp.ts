@@ -2,12 +2,12 @@ import { closeSync, renameSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue } from './errors.js'
-import { onExit, type Registration } from './registry.js'
+import { ExitguardError, fsError, invalidArgType, invalidArgValue } from '../errors.js'
+import { onExit, type Registration } from '../exit/registry.js'
 import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
-import { lazyModule } from './require-lazily.cjs'
+import { lazyModule } from '../require-lazily.cjs'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
 const tmp = lazyModule<typeof Tmp>('tmp')

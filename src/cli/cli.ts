@@ -4,9 +4,9 @@ import { resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { EX, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
-import { describeOwner } from './owner.js'
-import { readPidLock } from './pid-lock.js'
-import { reapOrphans } from './reap.js'
+import { describeOwner } from '../owner.js'
+import { readPidLock } from '../locks/pid-lock.js'
+import { reapOrphans } from '../temp/reap.js'
 
 export { EX, type CliIo, type Outcome } from './cli-common.js'
 
@@ -294,7 +294,7 @@ function reap(argv: string[], io: CliIo): number {
 
 let versionCache: string | undefined
 function version(): string {
-  // dist/esm/cli.js -> the package root; read at run time so it never drifts from package.json.
-  versionCache ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  // dist/esm/cli/cli.js -> the package root; read at run time so it never drifts from package.json.
+  versionCache ??= (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
   return versionCache
 }

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { ExitguardError, LockHeldError } from './errors.js'
-import { acquirePgLock, parsePgLockUrl } from './pg-lock.js'
-import { acquirePidLock } from './pid-lock.js'
-import { tempDir, type TempDir } from './temp.js'
+import { ExitguardError, LockHeldError } from '../errors.js'
+import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
+import { acquirePidLock } from '../locks/pid-lock.js'
+import { tempDir, type TempDir } from '../temp/temp.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */

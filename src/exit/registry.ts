@@ -1,4 +1,4 @@
-import { invalidArgType, invalidArgValue } from './errors.js'
+import { invalidArgType, invalidArgValue } from '../errors.js'
 import { installExitPaths, type ExitRunner } from './exit-paths.js'
 
 /** A function run at exit. It may return a promise; see the README for where it can be awaited. */

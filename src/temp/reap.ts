@@ -2,12 +2,12 @@ import { lstatSync, readdirSync, realpathSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { debuglog } from 'node:util'
-import { invalidArgType } from './errors.js'
-import { judgeOwner, type OwnerVerdict } from './owner.js'
+import { invalidArgType } from '../errors.js'
+import { judgeOwner, type OwnerVerdict } from '../owner.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, identityFromTags, parseTempName } from './temp-name.js'
-import { judgeSnapshot, readSnapshot } from './lock-record.js'
-import { reapPidLock } from './pid-lock.js'
+import { judgeSnapshot, readSnapshot } from '../locks/lock-record.js'
+import { reapPidLock } from '../locks/pid-lock.js'
 
 const debug = debuglog('exitguard')
 

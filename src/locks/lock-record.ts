@@ -1,8 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { ExitguardError, fsError, invalidArgValue } from './errors.js'
-import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner } from './owner.js'
+import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
+import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner } from '../owner.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`

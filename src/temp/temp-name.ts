@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { invalidArgType, invalidArgValue } from './errors.js'
-import { readBootId, readStartTime, selfIdentity, type ProcessIdentity } from './owner.js'
+import { invalidArgType, invalidArgValue } from '../errors.js'
+import { readBootId, readStartTime, selfIdentity, type ProcessIdentity } from '../owner.js'
 
 // A temp name carries what the next run needs to judge its owner, so a crashed
 // run's leftovers can be reaped without any side file:

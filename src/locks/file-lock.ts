@@ -1,10 +1,10 @@
 import { realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import type * as Lockfile from 'proper-lockfile'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from './errors.js'
-import type { LockOwner } from './owner.js'
+import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
+import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
-import { lazyModule } from './require-lazily.cjs'
+import { lazyModule } from '../require-lazily.cjs'
 
 /** proper-lockfile, loaded on first use: loading it installs exit handlers. */
 const lockfile = lazyModule<typeof Lockfile>('proper-lockfile')
