@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { debuglog } from 'node:util'
 import { invalidArgType } from '../errors.js'
 import { judgeOwner, type OwnerVerdict } from '../owner.js'
-import { removeDirSync, removeFileSync } from './remove-tree.js'
+import { identityOf, removeEntrySync } from './remove-tree.js'
 import { checkNamePart, identityFromTags, parseTempName } from './temp-name.js'
 import { judgeSnapshot, readSnapshot } from '../locks/lock-record.js'
 import { reapPidLock } from '../locks/pid-lock.js'
@@ -138,9 +138,10 @@ function removeOrphan(path: string, reason: string, euid: number | undefined, dr
     if (!st || !(st.isFile() || st.isDirectory())) return null
     // Another user's tree could be changed under us while we walk it: leave it to that user (even as root).
     if (euid !== undefined && st.uid !== euid) return null
-    if (dryRun) return { path, kind: st.isFile() ? 'file' : 'dir', reason }
-    if (st.isFile()) return removeFileSync(path) ? { path, kind: 'file', reason } : null
-    return removeDirSync(path) ? { path, kind: 'dir', reason } : null
+    const kind = st.isFile() ? 'file' : 'dir'
+    if (dryRun) return { path, kind, reason }
+    // Only what lstat just saw: an entry swapped in meanwhile is left alone, and nothing is followed.
+    return removeEntrySync(path, identityOf(st)) ? { path, kind, reason } : null
   } catch (err) {
     // Someone else may be reaping the same dir, or it is not ours to remove: skip, don't fail the rest.
     debug('reap: could not remove %s: %s', path, (err as Error).message)

@@ -1,15 +1,140 @@
 import { spawnSync } from 'node:child_process'
-import { closeSync, constants, existsSync, fchmodSync, openSync, readdirSync, rmSync, rmdirSync, unlinkSync } from 'node:fs'
-import { join } from 'node:path'
+import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs'
+import { basename, dirname } from 'node:path'
+
+// Removal of temp entries that another user may be racing (see docs/threat-model.md).
+//
+// Rule: never resolve, after the check, a path that someone else can change. On Linux every
+// step goes through descriptors: `/proc/self/fd/<fd>/<name>` is looked up in the directory that
+// <fd> holds open (the kernel's magic link, as glibc's fchmodat does), so it is unlinkat(fd, name)
+// and friends, which Node lacks. A directory is entered only through open(O_NOFOLLOW|O_DIRECTORY)
+// of one name in a directory already held open: a symlink swapped in is never followed, and a
+// directory swapped in is one its swapper could have renamed anyway. Modes change only through
+// such a descriptor. Elsewhere (macOS, or no /proc), rm -rf does the walk: see removeWithRm.
+
+/**
+ * What a temp entry was when it was created. `dev` and `ino` name the inode; they are compared
+ * before anything is removed, so an entry renamed away and replaced by another is left alone.
+ */
+export interface EntryIdentity {
+  dev: number
+  ino: number
+  isDir: boolean
+}
+
+/** The identity of what `stats` describes (from fstat right after creation, or lstat). */
+export function identityOf(stats: Stats): EntryIdentity {
+  return { dev: stats.dev, ino: stats.ino, isDir: stats.isDirectory() }
+}
+
+/**
+ * Removes the temp entry at `path` if it is still the one described by `entry`: a file (or
+ * anything that is not a directory) is unlinked, a directory is removed with everything in it.
+ * This is the one removal every temp guard, `reapOrphans` and the keeper use.
+ *
+ * Contract:
+ * - Returns true if it removed the entry, false if nothing was at `path` (already gone).
+ * - Throws, changing nothing, if something else is at `path`: code `EREPLACED` (another inode),
+ *   `ENOTDIR` (a directory was expected) or `EISDIR` (a file was expected). The caller reports it
+ *   and leaves it: it is not ours.
+ * - Never follows a symlink, at `path` or anywhere inside, and never changes anything outside
+ *   the entry, even while another user renames, swaps (`renameat2(RENAME_EXCHANGE)`) or fills
+ *   entries inside it. Inside a directory, anything that user put there goes with it.
+ * - Read-only directories inside are made writable (0700) first, through their descriptors.
+ *   The directory holding `path` itself is never changed.
+ * - Throws the errno error (`code` set) of a step that failed, e.g. `EACCES`, or `ENOTEMPTY` when
+ *   entries keep appearing faster than they are removed. A partly removed tree stays partly
+ *   removed; calling again carries on.
+ * - Synchronous; spawns no process on Linux (it runs `rm` elsewhere, and where /proc is missing).
+ *
+ * What is left to chance is the last name lookup: between the identity check and the final
+ * unlink or rmdir of `path` itself, whoever can rename entries in its parent directory (the
+ * owner of the entry, in a sticky /tmp) can put another entry at that name, which is then
+ * removed in its place: only an entry that they could have removed themselves, and for a
+ * directory, only if it is empty. And `ino` numbers are reused: an entry that was deleted and
+ * re-created by its owner can pass for ours; what is removed then is again that owner's.
+ *
+ * @example
+ * const entry = identityOf(lstatSync(path)) // recorded at creation
+ * // ... later, possibly in another process:
+ * removeEntrySync(path, entry)
+ */
+export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
+  if (!procFdWorks()) return entry.isDir ? removeWithRm(path, entry) : removeFile(path, entry)
+  let parent: number
+  try {
+    // O_PATH: the parent may be write-only (a drop box); a lookup in it needs only search permission.
+    parent = openSync(dirname(path), O_PATH | constants.O_DIRECTORY)
+  } catch (err) {
+    if (code(err) === 'ENOENT') return false
+    throw err
+  }
+  try {
+    const name = basename(path)
+    return entry.isDir ? removeDir(parent, name, entry) : removeFile(at(parent, name), entry)
+  } finally {
+    closeSync(parent)
+  }
+}
+
+// Not in fs.constants. 010000000 on every Linux architecture Node runs on (only alpha, parisc
+// and sparc differ).
+const O_PATH = 0o10000000
+const OPEN_DIR = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW
+// How often a name that keeps being swapped between a directory and something else, or a
+// directory that keeps being refilled, is tried before giving up with an error.
+const TRIES = 20
+
+/** The path that the kernel looks up relative to the open directory `fd`. */
+function at(fd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`
+}
+
+let procFd: boolean | undefined
+
+/** True where `/proc/self/fd/<fd>` reaches what <fd> holds: Linux with /proc mounted. */
+function procFdWorks(): boolean {
+  if (procFd !== undefined) return procFd
+  procFd = false
+  if (process.platform !== 'linux') return false
+  try {
+    const fd = openSync('/', O_PATH | constants.O_DIRECTORY)
+    try {
+      const held = fstatSync(fd)
+      const seen = statSync(at(fd))
+      procFd = held.ino === seen.ino && held.dev === seen.dev
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    // No /proc (a bare chroot or container): rm -rf instead.
+  }
+  return procFd
+}
 
 function code(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code
 }
 
-/** Unlinks `path` (a symlink itself, never its target). False if it was already gone. */
-export function removeFileSync(path: string): boolean {
+function notOurs(errCode: 'EREPLACED' | 'ENOTDIR' | 'EISDIR', found: string, entry: EntryIdentity): Error {
+  const kind = entry.isDir ? 'directory' : 'file'
+  return Object.assign(new Error(`${found} is there now, not the ${kind} that was created there; it was left alone`), { code: errCode })
+}
+
+function checkSame(stats: Stats, entry: EntryIdentity): void {
+  if (stats.dev === entry.dev && stats.ino === entry.ino) return
+  if (entry.isDir && !stats.isDirectory()) throw notOurs('ENOTDIR', stats.isSymbolicLink() ? 'a symlink' : 'a file', entry)
+  if (!entry.isDir && stats.isDirectory()) throw notOurs('EISDIR', 'a directory', entry)
+  throw notOurs('EREPLACED', stats.isSymbolicLink() ? 'a symlink' : `another ${stats.isDirectory() ? 'directory' : 'file'}`, entry)
+}
+
+/** Unlinks the file at `where` if it is `entry`. */
+function removeFile(where: string, entry: EntryIdentity): boolean {
+  const stats = lstatSync(where, { throwIfNoEntry: false })
+  if (!stats) return false
+  checkSame(stats, entry)
   try {
-    unlinkSync(path)
+    unlinkSync(where)
     return true
   } catch (err) {
     if (code(err) === 'ENOENT') return false
@@ -17,53 +142,133 @@ export function removeFileSync(path: string): boolean {
   }
 }
 
-/**
- * Removes the directory `path` and everything in it, without following a
- * symlink anywhere (a link inside is removed, its target is not). Read-only
- * subdirectories are made writable first. False if it was already gone.
- * Throws ENOTDIR if `path` is no longer a directory: then it is not ours to remove.
- */
-export function removeDirSync(path: string): boolean {
+/** Removes the directory `name` in the open directory `parent`, if it is `entry`. */
+function removeDir(parent: number, name: string, entry: EntryIdentity): boolean {
+  let fd: number
   try {
-    // Most temp dirs are empty by the time they go: one syscall.
-    rmdirSync(path)
+    fd = openSync(at(parent, name), OPEN_DIR)
+  } catch (err) {
+    const c = code(err)
+    if (c === 'ENOENT') return false
+    if (c !== 'ENOTDIR' && c !== 'ELOOP') throw err
+    const stats = lstatSync(at(parent, name), { throwIfNoEntry: false })
+    if (!stats) return false
+    checkSame(stats, entry) // a file or a symlink there: ENOTDIR
+    throw err
+  }
+  try {
+    checkSame(fstatSync(fd), entry)
+    // The parent is not ours: never chmod it (an rmdir refused there is the caller's to see).
+    removeTree(parent, name, fd, false)
+  } finally {
+    closeSync(fd)
+  }
+  return true
+}
+
+/**
+ * Empties the directory open as `fd` (`name` in the open directory `parent`), then removes it.
+ * `parentIsOurs`: the parent is inside the tree being removed, so it may be made writable.
+ */
+function removeTree(parent: number, name: string, fd: number, parentIsOurs: boolean): void {
+  for (let pass = 1; ; pass++) {
+    for (const child of readNames(fd)) removeChild(fd, child)
+    try {
+      rmdirSync(at(parent, name))
+      return
+    } catch (err) {
+      const c = code(err)
+      if (c === 'ENOENT') return
+      if (c === 'EACCES' && parentIsOurs && pass === 1) makeWritable(parent, err)
+      else if ((c !== 'ENOTEMPTY' && c !== 'EEXIST') || pass >= TRIES) throw err
+      // Refilled while we emptied it: go again.
+    }
+  }
+}
+
+function readNames(fd: number): string[] {
+  try {
+    return readdirSync(at(fd))
+  } catch (err) {
+    if (code(err) !== 'EACCES') throw err
+    makeWritable(fd, err) // a directory without read permission (non-root)
+    return readdirSync(at(fd))
+  }
+}
+
+/** Removes the entry `name` of the open directory `dir` (ours: inside the tree), whatever it is. */
+function removeChild(dir: number, name: string): void {
+  const where = at(dir, name)
+  let madeWritable = false
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // A file, a symlink (never its target), a socket...: one unlink. A directory: EISDIR.
+      unlinkSync(where)
+      return
+    } catch (err) {
+      const c = code(err)
+      if (c === 'ENOENT') return
+      if (c === 'EACCES' && !madeWritable) {
+        makeWritable(dir, err) // read-only directory (non-root): it is inside the tree, ours to change
+        madeWritable = true
+        continue
+      }
+      if (c !== 'EISDIR') throw err
+    }
+    let fd: number
+    try {
+      fd = openSync(where, OPEN_DIR)
+    } catch (err) {
+      const c = code(err)
+      if (c === 'ENOENT') return
+      // Swapped for a symlink or a file since unlink said "directory": unlink that instead.
+      if ((c === 'ENOTDIR' || c === 'ELOOP') && attempt < TRIES) continue
+      throw err
+    }
+    try {
+      removeTree(dir, name, fd, true)
+    } finally {
+      closeSync(fd)
+    }
+    return
+  }
+}
+
+/** chmod 0700 of the directory open as `fd`, through the descriptor; `cause` if that fails. */
+function makeWritable(fd: number, cause: unknown): void {
+  try {
+    chmodSync(at(fd), 0o700)
+  } catch {
+    throw cause
+  }
+}
+
+// Without /proc/self/fd: rm -rf walks with openat/unlinkat and never follows a symlink, neither
+// one given on its command line nor one met inside (GNU rm uses fts with FTS_PHYSICAL and
+// openat(O_NOFOLLOW); BSD and macOS rm use fts with FTS_PHYSICAL, which checks the dev and ino
+// of each directory it enters against its lstat). The path itself is looked up again by rm
+// after our identity check: whoever can rename entries in the parent can swap another entry in
+// meanwhile, which rm then removes (see the contract above).
+const rmTool = ['/bin/rm', '/usr/bin/rm'].find((p) => existsSync(p)) ?? null
+
+function removeWithRm(path: string, entry: EntryIdentity): boolean {
+  if (!checkDirAtPath(path, entry)) return false
+  try {
+    rmdirSync(path) // empty: one syscall, no process
     return true
   } catch (err) {
     const c = code(err)
     if (c === 'ENOENT') return false
     if (c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'EACCES' && c !== 'EPERM') throw err
   }
-  // With subdirectories, a walk by path name can be fooled: a subdirectory swapped for a symlink
-  // between the check and the unlinks inside it sends them to the link's target. Node's rmSync
-  // walks by path; rm(1) walks with openat/unlinkat and O_NOFOLLOW, so nothing is followed.
-  if (rmTool && hasSubdirectory(path)) return removeWithRm(path)
-  try {
-    // Only files and links here: unlinking them never follows a link.
-    rmSync(path, { recursive: true, force: true })
-    return true
-  } catch (err) {
-    const c = code(err)
-    if (c !== 'EACCES' && c !== 'EPERM') throw err
-  }
-  makeDirsWritable(path)
-  rmSync(path, { recursive: true, force: true })
-  return true
-}
-
-const rmTool = process.platform === 'win32' ? null : ['/bin/rm', '/usr/bin/rm'].find((p) => existsSync(p)) ?? null
-
-function hasSubdirectory(path: string): boolean {
-  // Dirent types come from the directory entry (d_type): a symlink to a directory is not one.
-  return readdirSync(path, { withFileTypes: true }).some((entry) => entry.isDirectory())
-}
-
-function removeWithRm(path: string): boolean {
-  const run = () => spawnSync(rmTool!, ['-rf', '--', path], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
-  let result = run()
-  if (result.status !== 0 && existsSync(path)) {
-    // A read-only subdirectory (0500) can't have its entries unlinked by a non-root owner.
-    makeDirsWritable(path)
-    result = run()
+  if (!rmTool) throw Object.assign(new Error('it is not empty, and neither /proc nor rm(1) is there to remove it safely'), { code: 'ENOTSUP' })
+  let result = runTool(rmTool, ['-rf', '--', path])
+  if (result.status !== 0 && existsSync(path) && process.platform === 'darwin' && process.geteuid?.() !== 0 && checkDirAtPath(path, entry)) {
+    // Read-only subdirectories (a non-root owner can't unlink in them). BSD chmod -R, like rm,
+    // follows no symlink (-P is its default). GNU chmod -R follows one given on its command line,
+    // so it is never used: elsewhere the EACCES is reported instead. Root needs no chmod.
+    runTool('/bin/chmod', ['-R', 'u+rwx', '--', path])
+    result = runTool(rmTool, ['-rf', '--', path])
   }
   if (result.status !== 0 && existsSync(path)) {
     const message = (result.stderr || result.error?.message || `rm exited with ${result.status}`).trim()
@@ -72,21 +277,27 @@ function removeWithRm(path: string): boolean {
   return true
 }
 
-function makeDirsWritable(dir: string): void {
+/** True if the directory `entry` is at `path`, false if nothing is; throws if something else is. */
+function checkDirAtPath(path: string, entry: EntryIdentity): boolean {
+  let fd: number
   try {
-    // Through a descriptor opened with O_NOFOLLOW: a directory swapped for a symlink is not changed.
-    const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
-    try {
-      fchmodSync(fd, 0o700)
-    } finally {
-      closeSync(fd)
-    }
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (entry.isDirectory()) makeDirsWritable(join(dir, entry.name))
-    }
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
   } catch (err) {
-    // Not ours to fix (or gone, or swapped for a link): the removal that follows reports what matters.
     const c = code(err)
-    if (c !== 'ENOENT' && c !== 'EPERM' && c !== 'EACCES' && c !== 'ELOOP' && c !== 'ENOTDIR') throw err
+    if (c === 'ENOENT') return false
+    const stats = c === 'ENOTDIR' || c === 'ELOOP' || c === 'EACCES' ? lstatSync(path, { throwIfNoEntry: false }) : undefined
+    if (stats) checkSame(stats, entry)
+    if (c === 'EACCES' && stats) return true // ours, only unreadable: rm will say what it can't do
+    throw err
   }
+  try {
+    checkSame(fstatSync(fd), entry)
+    return true
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function runTool(tool: string, args: string[]) {
+  return spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
 }

@@ -1,11 +1,11 @@
-import { closeSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, lstatSync, renameSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue } from '../errors.js'
 import { onExit, type Registration } from '../exit/registry.js'
 import { reapOnce } from './reap.js'
-import { removeDirSync, removeFileSync } from './remove-tree.js'
+import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.js'
 import { checkNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
 
@@ -71,11 +71,14 @@ const TRIES = 3
 /** The guard of one temp file or dir: see `TempFile` and `TempDir`. */
 abstract class TempGuard {
   #path: string
+  // What was created: removal checks it, so an entry put at `path` by someone else is left alone.
+  readonly #identity: EntryIdentity
   #registration: Registration | null = null
   #released = false
 
-  protected constructor(path: string, keep: boolean, kind: string) {
+  protected constructor(path: string, identity: EntryIdentity, keep: boolean, kind: string) {
     this.#path = path
+    this.#identity = identity
     if (!keep) {
       this.#registration = onExit(removeAtExit, this)
       this.#registration.label = `${kind} ${path}`
@@ -102,7 +105,8 @@ abstract class TempGuard {
     if (this.#released) return false
     let removed: boolean
     try {
-      removed = this.removeNow()
+      this.beforeRemove()
+      removed = removeEntrySync(this.#path, this.#identity)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'EREMOVE'
       throw new ExitguardError(code, `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
@@ -152,7 +156,7 @@ abstract class TempGuard {
   }
 
   /** @internal */
-  protected abstract removeNow(): boolean
+  protected beforeRemove(): void {}
   /** @internal */
   protected abstract describe(): string
 }
@@ -182,8 +186,8 @@ export class TempFile extends TempGuard {
   #fd: number | null
 
   /** @internal Use `tempFile()` or `tempFileSync()`. */
-  constructor(path: string, fd: number | null, keep: boolean) {
-    super(path, keep, 'temp file')
+  constructor(path: string, fd: number | null, identity: EntryIdentity, keep: boolean) {
+    super(path, identity, keep, 'temp file')
     this.#fd = fd
   }
 
@@ -199,9 +203,8 @@ export class TempFile extends TempGuard {
     if (fd !== null) closeSync(fd)
   }
 
-  protected removeNow(): boolean {
+  protected override beforeRemove(): void {
     this.close()
-    return removeFileSync(this.path)
   }
 
   protected describe(): string {
@@ -220,12 +223,8 @@ export class TempFile extends TempGuard {
  */
 export class TempDir extends TempGuard {
   /** @internal Use `tempDir()` or `tempDirSync()`. */
-  constructor(path: string, keep: boolean) {
-    super(path, keep, 'temp dir')
-  }
-
-  protected removeNow(): boolean {
-    return removeDirSync(this.path)
+  constructor(path: string, identity: EntryIdentity, keep: boolean) {
+    super(path, identity, keep, 'temp dir')
   }
 
   protected describe(): string {
@@ -260,7 +259,22 @@ function resolveOptions(options: TempFileOptions | undefined, mode: number): Res
 function tmpOptions(o: Resolved, name: string): Tmp.FileOptions & Tmp.DirOptions {
   // keep: true always: tmp only creates (O_EXCL, realpath'd parent); exitguard's registry removes.
   // tmp's own list is O(n) per removal and runs only on the 'exit' event (not on signals).
-  return { tmpdir: o.dir, name, mode: o.mode, keep: true, discardDescriptor: !o.fd, tries: 1 }
+  // The descriptor always comes back: fstat on it says what was created (see fileIdentity).
+  return { tmpdir: o.dir, name, mode: o.mode, keep: true, discardDescriptor: false, tries: 1 }
+}
+
+/** The identity of the file just created as `fd`, which is then closed unless `keepFd`. */
+function fileIdentity(fd: number, keepFd: boolean): EntryIdentity {
+  try {
+    return identityOf(fstatSync(fd))
+  } finally {
+    if (!keepFd) closeSync(fd)
+  }
+}
+
+/** The identity of the directory just created at `path`; in a sticky dir (/tmp) no one else can have moved it. */
+function dirIdentity(path: string): EntryIdentity {
+  return identityOf(lstatSync(path))
 }
 
 function isNameTaken(err: unknown): boolean {
@@ -309,7 +323,7 @@ export function tempFileSync(options?: TempFileOptions): TempFile {
   const o = resolveOptions(options, 0o600)
   return createSync(o, (name) => {
     const { name: path, fd } = tmp().fileSync(tmpOptions(o, name))
-    return new TempFile(path, o.fd ? fd : null, o.keep)
+    return new TempFile(path, o.fd ? fd : null, fileIdentity(fd, o.fd), o.keep)
   })
 }
 
@@ -325,8 +339,12 @@ export async function tempFile(options?: TempFileOptions): Promise<TempFile> {
   return createAsync(o, (name) =>
     new Promise<TempFile>((resolve, reject) => {
       tmp().file(tmpOptions(o, name), (err, path, fd) => {
-        if (err) reject(err)
-        else resolve(new TempFile(path, o.fd ? fd : null, o.keep))
+        if (err) return reject(err)
+        try {
+          resolve(new TempFile(path, o.fd ? fd : null, fileIdentity(fd, o.fd), o.keep))
+        } catch (e) {
+          reject(e)
+        }
       })
     }),
   )
@@ -343,7 +361,10 @@ export async function tempFile(options?: TempFileOptions): Promise<TempFile> {
  */
 export function tempDirSync(options?: TempDirOptions): TempDir {
   const o = resolveOptions(options, 0o700)
-  return createSync(o, (name) => new TempDir(tmp().dirSync(tmpOptions(o, name)).name, o.keep))
+  return createSync(o, (name) => {
+    const { name: path } = tmp().dirSync(tmpOptions(o, name))
+    return new TempDir(path, dirIdentity(path), o.keep)
+  })
 }
 
 /**
@@ -358,8 +379,12 @@ export async function tempDir(options?: TempDirOptions): Promise<TempDir> {
   return createAsync(o, (name) =>
     new Promise<TempDir>((resolve, reject) => {
       tmp().dir(tmpOptions(o, name), (err, path) => {
-        if (err) reject(err)
-        else resolve(new TempDir(path, o.keep))
+        if (err) return reject(err)
+        try {
+          resolve(new TempDir(path, dirIdentity(path), o.keep))
+        } catch (e) {
+          reject(e)
+        }
       })
     }),
   )
