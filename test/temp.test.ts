@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process'
 import {
   chmodSync,
+  lchownSync,
+  renameSync,
   existsSync,
   fstatSync,
   lstatSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   readdirSync,
   realpathSync,
@@ -16,7 +19,7 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, isAbsolute, join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   ExitguardError,
   registered,
@@ -30,6 +33,7 @@ import {
   type TempFile,
 } from '../src/index.js'
 import { DEFAULT_PREFIX, parseTempName } from '../src/temp/temp-name.js'
+import { buildAttacker, NOBODY, secondUserSkipReason, startAsNobody, startAttacker, type Attacker } from './helpers/attacker.js'
 import { fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
@@ -314,6 +318,109 @@ describe('directory removal never follows a symlink swapped in during the walk (
   })
 })
 
+const secondUserSkip = secondUserSkipReason()
+if (secondUserSkip) console.warn(`exitguard: SKIPPING the second-user race tests of temp removal: ${secondUserSkip}`)
+
+/** chown -hR to uid 65534, through lchown: links change owner, never their targets. */
+function handOver(path: string): void {
+  lchownSync(path, NOBODY, NOBODY)
+  if (lstatSync(path).isDirectory()) for (const name of readdirSync(path)) handOver(join(path, name))
+}
+
+describe.skipIf(secondUserSkip !== null)('root removing a temp dir it handed to uid 65534, which races it (threat: renameat2 RENAME_EXCHANGE)', () => {
+  let attackerBin: ReturnType<typeof buildAttacker>
+  let attacker: Attacker
+  beforeAll(() => {
+    attackerBin = buildAttacker()
+    attacker = startAttacker(attackerBin.bin)
+  })
+  afterAll(async () => {
+    await attacker?.end()
+    attackerBin?.cleanup()
+  })
+
+  // tmpfs where there is one: a round then costs ~100 ms instead of ~1 s on this machine's disk.
+  let base: string
+  let outside: string
+  beforeEach(() => {
+    base = realpathSync(mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'exitguard-race-')))
+    chmodSync(base, 0o755) // uid 65534 must reach its staging dirs and the temp dirs handed to it
+    outside = join(base, 'outside')
+  })
+  afterEach(() => rmSync(base, { recursive: true, force: true }))
+
+  /** What the attacker changed outside, or null. */
+  function damage(files: string[], dirs: string[]): string | null {
+    for (const f of files) if (!existsSync(join(outside, f))) return `outside/${f} was deleted`
+    for (const d of ['.', ...dirs]) {
+      if (!existsSync(join(outside, d))) return `outside/${d} was deleted`
+      const mode = modeOf(join(outside, d))
+      if (mode !== 0o755) return `outside/${d} was changed to ${mode.toString(8)}`
+    }
+    return null
+  }
+
+  function makeOutside(files: string[], dirs: string[]): void {
+    mkdirSync(outside, { recursive: true, mode: 0o755 })
+    chmodSync(outside, 0o755)
+    for (const f of files) writeFileSync(join(outside, f), 'keep me')
+    for (const d of dirs) {
+      mkdirSync(join(outside, d), { recursive: true })
+      chmodSync(join(outside, d), 0o755)
+    }
+  }
+
+  /**
+   * Each round, root creates a temp dir and hands it to uid 65534 (chown), which fills it with
+   * `fillers` files and a directory `a` holding the same names as `outside`, and swaps `a` with
+   * a symlink to `outside` in its own staging dir, as fast as it can. With `busy` it also keeps
+   * adding files to a subdirectory, so the removal fails and (in old code) is retried after a
+   * chmod walk. Root's remove() runs meanwhile. Returns what changed outside, round by round.
+   */
+  async function race(rounds: number, options: { files: number; dirs: number; fillers: number; busy: boolean }) {
+    const files = Array.from({ length: options.files }, (_, i) => `x${i}`)
+    const dirs = Array.from({ length: options.dirs }, (_, i) => `s${i}`)
+    makeOutside(files, dirs)
+    let failures = 0
+    let first: { round: number; what: string } | null = null
+    for (let round = 1; round <= rounds; round++) {
+      const t = tempDirSync({ dir: base, prefix: 'handed-' })
+      const stage = join(base, `stage-${round}`)
+      mkdirSync(stage)
+      symlinkSync(outside, join(stage, 'a'))
+      if (options.busy) mkdirSync(join(t.path, 'busy'))
+      handOver(t.path)
+      handOver(stage)
+      await attacker.go(join(t.path, 'a'), join(stage, 'a'), options.fillers, options.busy ? join(t.path, 'busy') : undefined)
+      try {
+        t.remove()
+      } catch {
+        // The attacker may well make the removal fail; what matters is what happened outside.
+      }
+      await attacker.stop()
+      const what = damage(files, dirs)
+      if (what) {
+        failures++
+        first ??= { round, what }
+        makeOutside(files, dirs)
+      }
+      rmSync(t.path, { recursive: true, force: true }) // nobody races any more
+      rmSync(stage, { recursive: true, force: true })
+    }
+    console.log(`race ${options.busy ? '(busy: removal fails, chmod walk)' : '(flat tree)'}: ${failures} of ${rounds} rounds changed something outside${first ? `; first in round ${first.round}: ${first.what}` : ''}`)
+    return { failures, first }
+  }
+
+  // Old code (rmSync for a tree judged flat) deleted outside files in about 1 round in 5 here.
+  it('remove() never deletes outside files through a directory swapped for a symlink (issue 9, item 8)', async () => {
+    expect(await race(40, { files: 500, dirs: 0, fillers: 2000, busy: false })).toEqual({ failures: 0, first: null })
+  })
+
+  // Old code (a chmod walk by path name after rm -rf failed) changed outside modes in about 1 round in 5.
+  it('remove() never changes modes outside when the removal fails and is retried writable (item 9)', async () => {
+    expect(await race(40, { files: 0, dirs: 200, fillers: 0, busy: true })).toEqual({ failures: 0, first: null })
+  })
+})
 describe('directory removal never follows a symlink out (threat: a link planted inside the temp dir)', () => {
   it('a file and a directory outside, reached through symlinks inside, survive', () => {
     const outsideFile = join(dir, 'outside.txt')
