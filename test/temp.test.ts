@@ -222,6 +222,50 @@ describe('remove() and keep()', () => {
     expect(labels()).not.toContain(`temp dir ${d.path}`)
   })
 
+  it('remove() leaves alone a directory put at its path after the temp dir was renamed away (threat: a reused name)', () => {
+    const d = tempDirSync({ dir })
+    renameSync(d.path, `${d.path}.moved`)
+    mkdirSync(d.path)
+    writeFileSync(join(d.path, 'theirs'), 'not yours')
+    expect(() => d.remove()).toThrow(expect.objectContaining({ code: 'EREPLACED', path: d.path, message: `Could not remove temp dir ${d.path}: another directory is there now, not the directory that was created there; it was left alone` }))
+    expect(readFileSync(join(d.path, 'theirs'), 'utf8')).toBe('not yours')
+    expect(d.released).toBe(false)
+    expect(labels()).toContain(`temp dir ${d.path}`) // renamed back, the exit cleanup would remove it
+    rmSync(d.path, { recursive: true })
+    renameSync(`${d.path}.moved`, d.path)
+    expect(d.remove()).toBe(true)
+    expect(existsSync(d.path)).toBe(false)
+  })
+
+  it('remove() of a temp file leaves alone a file or a symlink put at its path', () => {
+    writeFileSync(join(dir, 'outside'), 'keep me')
+    const file = tempFileSync({ dir })
+    renameSync(file.path, `${file.path}.moved`)
+    writeFileSync(file.path, 'not yours')
+    expect(() => file.remove()).toThrow(expect.objectContaining({ code: 'EREPLACED', message: expect.stringContaining('another file is there now') }))
+    expect(readFileSync(file.path, 'utf8')).toBe('not yours')
+    rmSync(file.path)
+    symlinkSync(join(dir, 'outside'), file.path)
+    expect(() => file.remove()).toThrow(expect.objectContaining({ code: 'EREPLACED', message: expect.stringContaining('a symlink is there now') }))
+    expect(lstatSync(file.path).isSymbolicLink()).toBe(true)
+    rmSync(file.path)
+    mkdirSync(file.path)
+    expect(() => file.remove()).toThrow(expect.objectContaining({ code: 'EISDIR' }))
+    rmSync(file.path, { recursive: true })
+    expect(file.remove()).toBe(false) // gone: nothing to leave alone
+    expect(readFileSync(join(dir, 'outside'), 'utf8')).toBe('keep me')
+  })
+
+  it('the exit cleanup leaves a replaced temp dir and file alone, and says so on stderr', async () => {
+    const r = await runNode(join(fixtures, 'temp-exit.mjs'), [dir, 'exit0', 'replaced'])
+    expect(r.code).toBe(0)
+    const [, replacedDir, replacedFile] = /^replaced (\S+) (\S+)$/m.exec(r.stdout)!
+    expect(readFileSync(join(replacedDir!, 'theirs'), 'utf8')).toBe('not yours')
+    expect(readFileSync(replacedFile!, 'utf8')).toBe('not yours either')
+    expect(r.stderr).toContain(`exitguard: Could not remove temp dir ${replacedDir}: another directory is there now`)
+    expect(r.stderr).toContain(`exitguard: Could not remove temp file ${replacedFile}: another file is there now`)
+  })
+
   it('keep() unregisters without deleting; remove() afterwards never touches the path', () => {
     const file = tempFileSync({ dir })
     const created = file.path
@@ -410,6 +454,31 @@ describe.skipIf(secondUserSkip !== null)('root removing a temp dir it handed to 
     console.log(`race ${options.busy ? '(busy: removal fails, chmod walk)' : '(flat tree)'}: ${failures} of ${rounds} rounds changed something outside${first ? `; first in round ${first.round}: ${first.what}` : ''}`)
     return { failures, first }
   }
+
+  it('in a sticky dir like /tmp, what uid 65534 puts at the name of a temp dir or file the app renamed away is left alone (item 10)', async () => {
+    const sticky = join(base, 'sticky')
+    mkdirSync(sticky)
+    chmodSync(sticky, 0o1777)
+    makeOutside(['precious'], [])
+    const d = tempDirSync({ dir: sticky })
+    const f = tempFileSync({ dir: sticky })
+    renameSync(d.path, `${d.path}.moved`)
+    renameSync(f.path, `${f.path}.moved`)
+    // With the default 0700 nothing is handed over: the name alone lets the attacker in.
+    const script = 'mkdir "$1" && echo theirs > "$1/theirs" && ln -s "$3" "$1/link" && echo theirs > "$2"'
+    const r = await startAsNobody('/bin/sh', ['-c', script, 'sh', d.path, f.path, outside]).done
+    expect(r).toMatchObject({ code: 0, stderr: '' })
+    expect(() => d.remove()).toThrow(expect.objectContaining({ code: 'EREPLACED' }))
+    expect(() => f.remove()).toThrow(expect.objectContaining({ code: 'EREPLACED' }))
+    expect(readdirSync(d.path).sort()).toEqual(['link', 'theirs'])
+    expect(readFileSync(f.path, 'utf8')).toBe('theirs\n')
+    expect(damage(['precious'], [])).toBeNull()
+    rmSync(d.path, { recursive: true })
+    rmSync(f.path)
+    renameSync(`${d.path}.moved`, d.path)
+    renameSync(`${f.path}.moved`, f.path)
+    expect([d.remove(), f.remove()]).toEqual([true, true])
+  })
 
   // Old code (rmSync for a tree judged flat) deleted outside files in about 1 round in 5 here.
   it('remove() never deletes outside files through a directory swapped for a symlink (issue 9, item 8)', async () => {

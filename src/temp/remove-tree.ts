@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs'
-import { basename, dirname } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 
 // Removal of temp entries that another user may be racing (see docs/threat-model.md).
 //
@@ -71,7 +71,9 @@ export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
   }
   try {
     const name = basename(path)
-    return entry.isDir ? removeDir(parent, name, entry) : removeFile(at(parent, name), entry)
+    return entry.isDir ? removeDir(parent, name, entry, path) : removeFile(at(parent, name), entry)
+  } catch (err) {
+    throw err instanceof WalkError ? err.at(path) : err
   } finally {
     closeSync(parent)
   }
@@ -142,8 +144,8 @@ function removeFile(where: string, entry: EntryIdentity): boolean {
   }
 }
 
-/** Removes the directory `name` in the open directory `parent`, if it is `entry`. */
-function removeDir(parent: number, name: string, entry: EntryIdentity): boolean {
+/** Removes the directory `name` (shown as `path`) in the open directory `parent`, if it is `entry`. */
+function removeDir(parent: number, name: string, entry: EntryIdentity, path: string): boolean {
   let fd: number
   try {
     fd = openSync(at(parent, name), OPEN_DIR)
@@ -159,7 +161,7 @@ function removeDir(parent: number, name: string, entry: EntryIdentity): boolean 
   try {
     checkSame(fstatSync(fd), entry)
     // The parent is not ours: never chmod it (an rmdir refused there is the caller's to see).
-    removeTree(parent, name, fd, false)
+    removeTree(parent, name, fd, false, path)
   } finally {
     closeSync(fd)
   }
@@ -167,37 +169,43 @@ function removeDir(parent: number, name: string, entry: EntryIdentity): boolean 
 }
 
 /**
- * Empties the directory open as `fd` (`name` in the open directory `parent`), then removes it.
- * `parentIsOurs`: the parent is inside the tree being removed, so it may be made writable.
+ * Empties the directory open as `fd` (`name` in the open directory `parent`, shown as `shown`),
+ * then removes it. `parentIsOurs`: the parent is inside the tree, so it may be made writable.
  */
-function removeTree(parent: number, name: string, fd: number, parentIsOurs: boolean): void {
+function removeTree(parent: number, name: string, fd: number, parentIsOurs: boolean, shown: string): void {
   for (let pass = 1; ; pass++) {
-    for (const child of readNames(fd)) removeChild(fd, child)
+    for (const child of readNames(fd, shown)) removeChild(fd, child, shown)
     try {
       rmdirSync(at(parent, name))
       return
     } catch (err) {
       const c = code(err)
       if (c === 'ENOENT') return
-      if (c === 'EACCES' && parentIsOurs && pass === 1) makeWritable(parent, err)
-      else if ((c !== 'ENOTEMPTY' && c !== 'EEXIST') || pass >= TRIES) throw err
-      // Refilled while we emptied it: go again.
+      if (c === 'EACCES' && parentIsOurs && pass === 1) makeWritable(parent, err, dirname(shown))
+      else if (c === 'ENOTEMPTY' || c === 'EEXIST') {
+        // Refilled while we emptied it: go again, a few times.
+        if (pass >= TRIES) throw failure(c, shown, `entries kept appearing in it while it was emptied (${TRIES} passes)`)
+      } else throw failure(c, shown, err)
     }
   }
 }
 
-function readNames(fd: number): string[] {
+function readNames(fd: number, shown: string): string[] {
   try {
     return readdirSync(at(fd))
   } catch (err) {
-    if (code(err) !== 'EACCES') throw err
-    makeWritable(fd, err) // a directory without read permission (non-root)
-    return readdirSync(at(fd))
+    if (code(err) !== 'EACCES') throw failure(code(err), shown, err)
+    makeWritable(fd, err, shown) // a directory without read permission (non-root)
+    try {
+      return readdirSync(at(fd))
+    } catch (again) {
+      throw failure(code(again), shown, again)
+    }
   }
 }
 
-/** Removes the entry `name` of the open directory `dir` (ours: inside the tree), whatever it is. */
-function removeChild(dir: number, name: string): void {
+/** Removes the entry `name` of the open directory `dir` (inside the tree, shown as `shownDir`), whatever it is. */
+function removeChild(dir: number, name: string, shownDir: string): void {
   const where = at(dir, name)
   let madeWritable = false
   for (let attempt = 1; ; attempt++) {
@@ -209,11 +217,11 @@ function removeChild(dir: number, name: string): void {
       const c = code(err)
       if (c === 'ENOENT') return
       if (c === 'EACCES' && !madeWritable) {
-        makeWritable(dir, err) // read-only directory (non-root): it is inside the tree, ours to change
+        makeWritable(dir, err, shownDir) // read-only directory (non-root): inside the tree, ours to change
         madeWritable = true
         continue
       }
-      if (c !== 'EISDIR') throw err
+      if (c !== 'EISDIR') throw failure(c, join(shownDir, name), err)
     }
     let fd: number
     try {
@@ -221,12 +229,13 @@ function removeChild(dir: number, name: string): void {
     } catch (err) {
       const c = code(err)
       if (c === 'ENOENT') return
+      if (c !== 'ENOTDIR' && c !== 'ELOOP') throw failure(c, join(shownDir, name), err)
       // Swapped for a symlink or a file since unlink said "directory": unlink that instead.
-      if ((c === 'ENOTDIR' || c === 'ELOOP') && attempt < TRIES) continue
-      throw err
+      if (attempt >= TRIES) throw failure('EBUSY', join(shownDir, name), `it kept changing between a directory and something else (${TRIES} tries)`)
+      continue
     }
     try {
-      removeTree(dir, name, fd, true)
+      removeTree(dir, name, fd, true, join(shownDir, name))
     } finally {
       closeSync(fd)
     }
@@ -234,13 +243,39 @@ function removeChild(dir: number, name: string): void {
   }
 }
 
-/** chmod 0700 of the directory open as `fd`, through the descriptor; `cause` if that fails. */
-function makeWritable(fd: number, cause: unknown): void {
+/** chmod 0700 of the directory open as `fd` (shown as `shown`), through the descriptor; `cause` if that fails. */
+function makeWritable(fd: number, cause: unknown, shown: string): void {
   try {
     chmodSync(at(fd), 0o700)
   } catch {
-    throw cause
+    throw failure(code(cause), shown, cause)
   }
+}
+
+/** A step of the walk failed at `shown`: says so with the real path, not the /proc/self/fd one. */
+class WalkError extends Error {
+  constructor(
+    readonly code: string,
+    readonly shown: string,
+    readonly why: string,
+  ) {
+    super(`${why}: ${shown}`)
+  }
+
+  /** The message as seen from the entry `path` being removed. */
+  at(path: string): this {
+    if (this.shown === path) this.message = this.why
+    else this.message = `${this.why}: ${this.shown}`
+    return this
+  }
+}
+
+function failure(errCode: string | undefined, shown: string, cause: unknown): WalkError {
+  const why = typeof cause === 'string' ? cause
+    : errCode === 'EACCES' || errCode === 'EPERM' ? 'permission denied'
+      : errCode === 'EROFS' ? 'the file system is read-only'
+        : (cause as Error).message.replace(/, \w+ '\/proc\/self\/fd\/.*$/, '')
+  return new WalkError(errCode ?? 'EIO', shown, why)
 }
 
 // Without /proc/self/fd: rm -rf walks with openat/unlinkat and never follows a symlink, neither
