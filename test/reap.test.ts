@@ -234,6 +234,22 @@ describe('never removes what is not ours (threats: lookalike names, planted syml
     expect(existsSync(join(dir, name))).toBe(true)
   })
 
+  it("a live entry whose name holds a dead process's name (as a prefix or postfix) is never reaped (issue 9, item 12)", async () => {
+    const dead = craftName({ pid: await deadPid() })
+    const live = makeTempName('', '') // this process: alive
+    // What older versions let an app create: prefix = a dead run's name + '.', and the same as a postfix.
+    const names = [`${dead}.${live}`, `tmp-${dead}.${live}`, `${live}.${dead}`]
+    for (const n of names) writeFileSync(join(dir, n), 'live')
+    expect(reapOrphans({ dir })).toEqual([])
+    expect(reapOrphans({ dir, prefix: 'tmp-' })).toEqual([])
+    expect(readdirSync(dir).sort()).toEqual(names.sort())
+    // And no such name can be made any more, kept or not (a kept name with a dead run's name as
+    // its prefix would look exactly like that run's leftover, so this refusal is what protects it).
+    for (const options of [{ prefix: `${dead}.` }, { postfix: `.${dead}` }, { prefix: 'exitguard-', keep: true }]) {
+      expect(() => tempFileSync({ dir, ...options })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('owner marker') }))
+    }
+  })
+
   it('prefix filters, and is checked like the creation option', async () => {
     const pid = await deadPid()
     writeFileSync(join(dir, craftName({ pid }, 'a-')), '')

@@ -159,7 +159,7 @@ describe('creation', () => {
 })
 
 describe('bad options are rejected with ERR_INVALID_ARG_VALUE naming the option and the value', () => {
-  const bad = ['a/b', 'a\\b', '..', 'x..y', 'nul\0byte']
+  const bad = ['a/b', 'a\\b', '..', 'x..y', 'nul\0byte', 'x-exitguard-y']
   for (const option of ['prefix', 'postfix'] as const) {
     for (const value of bad) {
       it(`${option} ${JSON.stringify(value)}`, async () => {

@@ -16,10 +16,8 @@ import { readBootId, readStartTime, selfIdentity, type ProcessIdentity } from '.
 
 const MARKER = 'exitguard-'
 const RANDOM_LENGTH = 16
-const FIELDS = `${MARKER}([0-9a-f]{8})-([1-9][0-9]{0,9})-([0-9a-z]{1,13})-([0-9a-f]{8}|x)-([a-z2-7]{${RANDOM_LENGTH}})`
-// Without a known prefix, the first match wins; a lazy prefix keeps the rest as postfix.
-const ANY_PREFIX = new RegExp(`^(.*?)${FIELDS}(.*)$`, 's')
-const KNOWN_PREFIX = new RegExp(`^${FIELDS}(.*)$`, 's')
+// Sticky: tried at one position, the start of each occurrence of the marker.
+const FIELDS = new RegExp(`${MARKER}([0-9a-f]{8})-([1-9][0-9]{0,9})-([0-9a-z]{1,13})-([0-9a-f]{8}|x)-([a-z2-7]{${RANDOM_LENGTH}})`, 'y')
 
 /** The owner fields parsed out of a temp name. */
 export interface TempNameOwner {
@@ -44,6 +42,17 @@ export function checkNamePart(option: string, value: unknown): string {
   if (value.includes('..')) throw invalidArgValue(option, value, 'must not contain ".."')
   if (value.includes('\0')) throw invalidArgValue(option, value, 'must not contain a NUL byte')
   return value
+}
+
+/**
+ * Checks a prefix or postfix given for creation: `checkNamePart`, and no owner marker
+ * (`exitguard-`). A marker in it would give the name a second owner (say, a dead process's
+ * name used as a prefix), and a reaper must never have to guess which one is real.
+ */
+export function checkCreatedNamePart(option: string, value: unknown): string {
+  checkNamePart(option, value)
+  if ((value as string).includes(MARKER)) throw invalidArgValue(option, value, `must not contain "${MARKER}", the owner marker of exitguard's temp names`)
+  return value as string
 }
 
 function hashTag(text: string): string {
@@ -122,24 +131,27 @@ export function keptNameOf(name: string): string | null {
 /**
  * Parses a basename strictly. Returns null for anything that is not an exitguard
  * temp name, or whose prefix is not `prefix` when one is given.
+ *
+ * A name must hold exactly one owner part. With two (a prefix or postfix that itself holds
+ * one, as older versions allowed: `prefix: deadName + '.'`), either could be the real owner,
+ * and a live process's entry must never be judged by a dead one's part: such a name is kept.
  */
 export function parseTempName(name: string, prefix?: string): TempNameOwner | null {
-  let match: RegExpExecArray | null
-  let foundPrefix: string
-  if (prefix !== undefined) {
-    if (!name.startsWith(prefix)) return null
-    match = KNOWN_PREFIX.exec(name.slice(prefix.length))
-    if (!match) return null
-    foundPrefix = prefix
-    match.splice(1, 0, prefix) // line the groups up with ANY_PREFIX's
-  } else {
-    match = ANY_PREFIX.exec(name)
-    if (!match) return null
-    foundPrefix = match[1]!
+  if (prefix !== undefined && !name.startsWith(prefix)) return null
+  let found: { at: number; match: RegExpExecArray } | null = null
+  // The marker can't overlap itself, so every owner part starts at one of its occurrences.
+  for (let at = name.indexOf(MARKER); at !== -1; at = name.indexOf(MARKER, at + 1)) {
+    FIELDS.lastIndex = at
+    const match = FIELDS.exec(name)
+    if (!match) continue
+    if (found) return null // two owner parts: ambiguous
+    found = { at, match }
   }
-  const pid = Number(match[3])
+  if (!found || (prefix !== undefined && found.at !== prefix.length)) return null
+  const { at, match } = found
+  const pid = Number(match[2])
   if (!Number.isSafeInteger(pid) || pid > 2 ** 31 - 1) return null
-  return { prefix: foundPrefix, hostTag: match[2]!, pid, startTag: match[4]!, bootTag: match[5]!, postfix: match[7]! }
+  return { prefix: name.slice(0, at), hostTag: match[1]!, pid, startTag: match[3]!, bootTag: match[4]!, postfix: name.slice(at + match[0].length) }
 }
 
 /** What `judgeOwner` needs, rebuilt from the tags of a name; null for another host. */

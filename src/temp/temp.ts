@@ -6,7 +6,7 @@ import { ExitguardError, fsError, invalidArgType, invalidArgValue } from '../err
 import { onExit, type Registration } from '../exit/registry.js'
 import { reapOnce } from './reap.js'
 import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.js'
-import { checkNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
+import { checkCreatedNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
@@ -19,7 +19,7 @@ const tmp = lazyModule<typeof Tmp>('tmp')
  * const options: TempOptions = { prefix: 'cache-', dir: '/var/tmp', reap: true }
  */
 export interface TempOptions {
-  /** Start of the name; no path separator, `..` or NUL. Default `'tmp-'`. */
+  /** Start of the name; no path separator, `..`, NUL or `exitguard-` (the owner marker). Default `'tmp-'`. */
   prefix?: string
   /** End of the name, e.g. `'.json'`; same rules as `prefix`. Default `''`. */
   postfix?: string
@@ -245,8 +245,8 @@ function resolveOptions(options: TempFileOptions | undefined, mode: number): Res
     reap: options.reap ?? false,
     fd: options.fd ?? false,
   }
-  checkNamePart('prefix', o.prefix)
-  checkNamePart('postfix', o.postfix)
+  checkCreatedNamePart('prefix', o.prefix)
+  checkCreatedNamePart('postfix', o.postfix)
   if (typeof o.dir !== 'string') throw invalidArgType('dir', 'a string', o.dir)
   if (o.dir === '' || o.dir.includes('\0')) throw invalidArgValue('dir', o.dir, 'must be a non-empty path without NUL')
   if (!Number.isInteger(o.mode) || o.mode < 0 || o.mode > 0o7777) throw invalidArgValue('mode', o.mode, 'must be an integer from 0 to 0o7777')
