@@ -32,6 +32,7 @@ import {
   type TempDir,
   type TempFile,
 } from '../src/index.js'
+import { identityOf, removeEntrySync } from '../src/temp/remove-tree.js'
 import { DEFAULT_PREFIX, parseTempName } from '../src/temp/temp-name.js'
 import { buildAttacker, NOBODY, secondUserSkipReason, startAsNobody, startAttacker, type Attacker } from './helpers/attacker.js'
 import { fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
@@ -539,6 +540,68 @@ describe('directory removal never follows a symlink out (threat: a link planted 
     const paths = JSON.parse(out.trim().split('\n').at(-1)!) as string[]
     for (const p of paths) expect(existsSync(p)).toBe(false)
     expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+describe('removeEntrySync: the removal the guards, reapOrphans and the keeper share', () => {
+  it('removes a file or a whole tree if it is still the entry recorded; false if it is gone', () => {
+    const tree = join(dir, 'tree')
+    let deep = tree
+    for (let i = 0; i < 60; i++) deep = join(deep, `d${i}`)
+    mkdirSync(deep, { recursive: true })
+    writeFileSync(join(deep, 'f'), 'x')
+    symlinkSync(dir, join(tree, 'd0', 'up')) // a link to the tree's own parent: unlinked, not walked
+    writeFileSync(join(dir, 'file'), 'x')
+    const treeId = identityOf(lstatSync(tree))
+    const fileId = identityOf(lstatSync(join(dir, 'file')))
+    expect(treeId.isDir).toBe(true)
+    expect(removeEntrySync(tree, treeId)).toBe(true)
+    expect(removeEntrySync(join(dir, 'file'), fileId)).toBe(true)
+    expect(readdirSync(dir)).toEqual([])
+    expect(removeEntrySync(tree, treeId)).toBe(false)
+    expect(removeEntrySync(join(dir, 'no', 'such'), fileId)).toBe(false)
+  })
+
+  it('leaves another entry at the path alone: EREPLACED, ENOTDIR, EISDIR', () => {
+    mkdirSync(join(dir, 'd'))
+    const dirId = identityOf(lstatSync(join(dir, 'd')))
+    writeFileSync(join(dir, 'f'), 'x')
+    const fileId = identityOf(lstatSync(join(dir, 'f')))
+    rmSync(join(dir, 'd'), { recursive: true })
+    writeFileSync(join(dir, 'd'), 'a file now')
+    expect(() => removeEntrySync(join(dir, 'd'), dirId)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+    rmSync(join(dir, 'd'))
+    symlinkSync(dir, join(dir, 'd'))
+    expect(() => removeEntrySync(join(dir, 'd'), dirId)).toThrow(expect.objectContaining({ code: 'ENOTDIR', message: expect.stringContaining('a symlink is there now') }))
+    expect(() => removeEntrySync(join(dir, 'f'), { ...fileId, ino: fileId.ino + 1 })).toThrow(expect.objectContaining({ code: 'EREPLACED' }))
+    expect(() => removeEntrySync(join(dir, 'f'), { ...fileId, isDir: true })).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+    mkdirSync(join(dir, 'g'))
+    expect(() => removeEntrySync(join(dir, 'g'), fileId)).toThrow(expect.objectContaining({ code: 'EISDIR' }))
+    expect(readdirSync(dir).sort()).toEqual(['d', 'f', 'g'])
+  })
+
+  it.runIf(process.getuid?.() !== 0)('a read-only directory holding the entry is never made writable (non-root)', () => {
+    mkdirSync(join(dir, 'p', 't'), { recursive: true })
+    writeFileSync(join(dir, 'p', 't', 'f'), 'x')
+    const id = identityOf(lstatSync(join(dir, 'p', 't')))
+    chmodSync(join(dir, 'p'), 0o500)
+    expect(() => removeEntrySync(join(dir, 'p', 't'), id)).toThrow(expect.objectContaining({ code: 'EACCES' }))
+    expect(modeOf(join(dir, 'p'))).toBe(0o500)
+    chmodSync(join(dir, 'p'), 0o700)
+  })
+})
+
+const unshare = ['/usr/bin/unshare', '/bin/unshare'].find((p) => existsSync(p))
+const noProcSkip = process.platform !== 'linux' ? `needs Linux; this is ${process.platform}` : process.getuid?.() !== 0 ? 'needs root, to hide /proc in a mount namespace' : !unshare ? 'no unshare (util-linux)' : null
+if (noProcSkip) console.warn(`exitguard: SKIPPING the temp removal test without /proc: ${noProcSkip}`)
+
+describe.skipIf(noProcSkip !== null)('without /proc (a bare container): rm -rf after the same identity check', () => {
+  it('removes trees without following links and leaves a replaced entry alone', async () => {
+    const script = 'mount -t tmpfs none /proc && exec "$0" "$@"'
+    const r = await startCommand(unshare!, ['--mount', '--propagation', 'private', 'sh', '-c', script, process.execPath, join(fixtures, 'temp-no-proc.mjs'), dir]).done
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({ proc: false, removed: [true, true, true, true], left: [], outside: ['precious'], precious: 'keep me', replacedCode: 'EREPLACED', replacedKept: true })
   })
 })
 

@@ -124,7 +124,9 @@ function notOurs(errCode: 'EREPLACED' | 'ENOTDIR' | 'EISDIR', found: string, ent
 }
 
 function checkSame(stats: Stats, entry: EntryIdentity): void {
-  if (stats.dev === entry.dev && stats.ino === entry.ino) return
+  // The type too: a freed inode number is soon reused, by a symlink as well as a file.
+  const sameType = entry.isDir ? stats.isDirectory() : !stats.isDirectory() && !stats.isSymbolicLink()
+  if (stats.dev === entry.dev && stats.ino === entry.ino && sameType) return
   if (entry.isDir && !stats.isDirectory()) throw notOurs('ENOTDIR', stats.isSymbolicLink() ? 'a symlink' : 'a file', entry)
   if (!entry.isDir && stats.isDirectory()) throw notOurs('EISDIR', 'a directory', entry)
   throw notOurs('EREPLACED', stats.isSymbolicLink() ? 'a symlink' : `another ${stats.isDirectory() ? 'directory' : 'file'}`, entry)
