@@ -63,8 +63,7 @@ export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
   if (!procFdWorks()) return entry.isDir ? removeWithRm(path, entry) : removeFile(path, entry)
   let parent: number
   try {
-    // O_PATH: the parent may be write-only (a drop box); a lookup in it needs only search permission.
-    parent = openSync(dirname(path), O_PATH | constants.O_DIRECTORY)
+    parent = openParent(dirname(path))
   } catch (err) {
     if (code(err) === 'ENOENT') return false
     throw err
@@ -74,9 +73,28 @@ export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
     return entry.isDir ? removeDir(parent, name, entry, path) : removeFile(at(parent, name), entry)
   } catch (err) {
     throw err instanceof WalkError ? err.at(path) : err
-  } finally {
-    closeSync(parent)
   }
+}
+
+// The exit cleanup removes thousands of entries, mostly from one directory, in one synchronous
+// run: that directory is opened once per run (per turn of the event loop), not once per entry.
+// Within the turn, the descriptor keeps naming the directory first opened, even if its path is
+// swapped meanwhile; an entry is found there only if it is still the one created.
+let held: { path: string; fd: number } | null = null
+
+function openParent(path: string): number {
+  if (held?.path === path) return held.fd
+  // O_PATH: the parent may be write-only (a drop box); a lookup in it needs only search permission.
+  const fd = openSync(path, O_PATH | constants.O_DIRECTORY)
+  if (held) closeSync(held.fd)
+  else setImmediate(dropParent).unref()
+  held = { path, fd }
+  return fd
+}
+
+function dropParent(): void {
+  if (held) closeSync(held.fd)
+  held = null
 }
 
 // Not in fs.constants. 010000000 on every Linux architecture Node runs on (only alpha, parisc
@@ -148,6 +166,18 @@ function removeFile(where: string, entry: EntryIdentity): boolean {
 
 /** Removes the directory `name` (shown as `path`) in the open directory `parent`, if it is `entry`. */
 function removeDir(parent: number, name: string, entry: EntryIdentity, path: string): boolean {
+  // Most temp dirs are empty when they go: check, then one rmdir (it never removes a non-empty one).
+  const stats = lstatSync(at(parent, name), { throwIfNoEntry: false })
+  if (!stats) return false
+  checkSame(stats, entry)
+  try {
+    rmdirSync(at(parent, name))
+    return true
+  } catch (err) {
+    const c = code(err)
+    if (c === 'ENOENT') return false
+    if (c !== 'ENOTEMPTY' && c !== 'EEXIST') throw failure(c, path, err)
+  }
   let fd: number
   try {
     fd = openSync(at(parent, name), OPEN_DIR)
