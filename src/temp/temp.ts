@@ -105,8 +105,13 @@ abstract class TempGuard {
     if (this.#released) return false
     let removed: boolean
     try {
-      this.beforeRemove()
-      removed = removeEntrySync(this.#path, this.#identity)
+      try {
+        removed = removeEntrySync(this.#path, this.#identity)
+      } finally {
+        // Closed after the unlink (fine on POSIX), so that the descriptor the removal holds on the
+        // parent dir doesn't take this number: a stale copy of it stays invalid (EBADF).
+        this.afterRemove()
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'EREMOVE'
       throw new ExitguardError(code, `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
@@ -156,7 +161,7 @@ abstract class TempGuard {
   }
 
   /** @internal */
-  protected beforeRemove(): void {}
+  protected afterRemove(): void {}
   /** @internal */
   protected abstract describe(): string
 }
@@ -203,7 +208,7 @@ export class TempFile extends TempGuard {
     if (fd !== null) closeSync(fd)
   }
 
-  protected override beforeRemove(): void {
+  protected override afterRemove(): void {
     this.close()
   }
 
