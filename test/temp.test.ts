@@ -19,7 +19,7 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, isAbsolute, join } from 'node:path'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import {
   ExitguardError,
   registered,
@@ -34,7 +34,7 @@ import {
 } from '../src/index.js'
 import { identityOf, removeEntrySync } from '../src/temp/remove-tree.js'
 import { DEFAULT_PREFIX, parseTempName } from '../src/temp/temp-name.js'
-import { buildAttacker, NOBODY, secondUserSkipReason, startAsNobody, startAttacker, type Attacker } from './helpers/attacker.js'
+import { buildAttacker, copyForNobody, NOBODY, secondUserSkipReason, startAsNobody, startAttacker, type Attacker } from './helpers/attacker.js'
 import { fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
@@ -523,10 +523,12 @@ describe('directory removal never follows a symlink out (threat: a link planted 
   // Root ignores permission bits, so the case above proves little as root: run it as nobody too.
   it.runIf(process.getuid?.() === 0)('read-only subdirectories, as an unprivileged user (at exit, in a child run as nobody)', async () => {
     chmodSync(dir, 0o777)
-    const child = spawn(process.execPath, [join(fixtures, 'temp-exit.mjs'), dir, 'natural'], {
+    const copy = copyForNobody(['test/fixtures/temp-exit.mjs', 'test/fixtures/end-by.mjs'])
+    onTestFinished(() => copy.cleanup())
+    const child = spawn(process.execPath, [join(copy.root, 'test/fixtures/temp-exit.mjs'), dir, 'natural'], {
       uid: 65534,
       gid: 65534,
-      cwd: root,
+      cwd: copy.root,
       stdio: ['ignore', 'pipe', 'pipe'],
       signal: AbortSignal.timeout(30_000),
     })

@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { chmodSync, existsSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { fixtures, makeTempDir, startCommand, type RunningChild } from './child.js'
+import { fixtures, makeTempDir, root, startCommand, type RunningChild } from './child.js'
 
 /** The unprivileged user the attacker runs as. */
 export const NOBODY = 65534
@@ -76,4 +76,19 @@ export function startAttacker(bin: string, timeout = 600_000): Attacker {
       await closed
     },
   }
+}
+
+/**
+ * A copy of the built package (dist, package.json, the runtime dependencies) and of `files`
+ * (paths relative to the clone, e.g. test/fixtures/x.mjs), in a fresh directory that uid 65534
+ * can read: the clone itself may sit in a 0700 directory. Same layout, so relative imports hold.
+ */
+export function copyForNobody(files: string[]): { root: string; cleanup(): void } {
+  const out = makeTempDir('exitguard-readable-')
+  chmodSync(out.dir, 0o755)
+  const deps = ['tmp', 'signal-exit', 'proper-lockfile', 'graceful-fs', 'retry']
+  for (const rel of ['dist', 'package.json', ...deps.map((d) => `node_modules/${d}`), ...files]) {
+    if (existsSync(join(root, rel))) cpSync(join(root, rel), join(out.dir, rel), { recursive: true, dereference: true })
+  }
+  return { root: out.dir, cleanup: out.cleanup }
 }
