@@ -564,6 +564,19 @@ describe('removeEntrySync: the removal the guards, reapOrphans and the keeper sh
     expect(removeEntrySync(join(dir, 'no', 'such'), fileId)).toBe(false)
   })
 
+  it('a parent dir removed and made again in the same turn of the event loop is looked at anew', () => {
+    const parent = join(dir, 'p')
+    mkdirSync(parent)
+    const first = tempFileSync({ dir: parent })
+    expect(first.remove()).toBe(true) // the removal now holds a descriptor on p, for this turn
+    rmSync(parent, { recursive: true })
+    mkdirSync(parent)
+    const second = tempFileSync({ dir: parent })
+    const sub = tempDirSync({ dir: parent })
+    expect([second.remove(), sub.remove()]).toEqual([true, true])
+    expect(readdirSync(parent)).toEqual([])
+  })
+
   it('leaves another entry at the path alone: EREPLACED, ENOTDIR, EISDIR', () => {
     mkdirSync(join(dir, 'd'))
     const dirId = identityOf(lstatSync(join(dir, 'd')))

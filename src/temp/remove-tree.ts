@@ -61,18 +61,24 @@ export function identityOf(stats: Stats): EntryIdentity {
  */
 export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
   if (!procFdWorks()) return entry.isDir ? removeWithRm(path, entry) : removeFile(path, entry)
-  let parent: number
-  try {
-    parent = openParent(dirname(path))
-  } catch (err) {
-    if (code(err) === 'ENOENT') return false
-    throw err
-  }
-  try {
-    const name = basename(path)
-    return entry.isDir ? removeDir(parent, name, entry, path) : removeFile(at(parent, name), entry)
-  } catch (err) {
-    throw err instanceof WalkError ? err.at(path) : err
+  const dir = dirname(path)
+  const name = basename(path)
+  for (let fresh = held?.path !== dir; ; fresh = true) {
+    let parent: number
+    try {
+      parent = openParent(dir, fresh)
+    } catch (err) {
+      if (code(err) === 'ENOENT') return false
+      throw err
+    }
+    try {
+      if (entry.isDir ? removeDir(parent, name, entry, path) : removeFile(at(parent, name), entry)) return true
+    } catch (err) {
+      throw err instanceof WalkError ? err.at(path) : err
+    }
+    // Not there. If the parent came from the cache, its path may name a new directory since:
+    // look again in that one before saying "already gone".
+    if (fresh) return false
   }
 }
 
@@ -82,8 +88,8 @@ export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
 // swapped meanwhile; an entry is found there only if it is still the one created.
 let held: { path: string; fd: number } | null = null
 
-function openParent(path: string): number {
-  if (held?.path === path) return held.fd
+function openParent(path: string, fresh: boolean): number {
+  if (held?.path === path && !fresh) return held.fd
   // O_PATH: the parent may be write-only (a drop box); a lookup in it needs only search permission.
   const fd = openSync(path, O_PATH | constants.O_DIRECTORY)
   if (held) closeSync(held.fd)
