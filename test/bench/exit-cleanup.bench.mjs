@@ -80,5 +80,5 @@ async function parent() {
     const e = median(runs.exitguard)
     const t = median(runs.tmp)
     console.log(`   ${how.padEnd(9)} ${e.toFixed(0).padStart(8)} (${String(left.exitguard).padStart(5)})   ${t.toFixed(0).padStart(8)} (${String(left.tmp).padStart(5)})   ${(e / t).toFixed(2)}`)
-}
+  }
 }
