@@ -42,7 +42,7 @@ export interface PidLockAsyncOptions<D = unknown> extends PidLockOptions<D> {
  * const status: PidLockStatus<{ port: number }> = readPidLock('/tmp/app.pid')
  * if (status.state === 'held') console.log(`PID ${status.owner.pid}, port ${status.owner.data.port}`)
  */
-export type PidLockStatus<D = unknown> = PidLockFree | PidLockTaken<'held' | 'stale', D>
+export type PidLockStatus<D = unknown> = PidLockFree | PidLockTaken<'held', D> | PidLockTaken<'stale', D>
 
 /** No lock file: `readPidLock`'s `{ state: 'free' }`. */
 export interface PidLockFree {
