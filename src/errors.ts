@@ -1,6 +1,11 @@
 import { describeOwner, type LockOwner } from './owner.js'
 
-/** The codes exitguard gives its own errors. */
+/**
+ * The codes exitguard gives its own errors.
+ *
+ * @example
+ * const retryLater: ExitguardOwnErrorCode[] = ['ELOCKED', 'ETIMEDOUT']
+ */
 export type ExitguardOwnErrorCode =
   | 'ELOCKED' // held by another process (LockHeldError)
   | 'ETIMEDOUT' // `wait` ran out (LockTimeoutError)
@@ -17,6 +22,9 @@ export type ExitguardOwnErrorCode =
 /**
  * A system error's code, passed on from the file system or the network with the path it is
  * about: the names libuv gives (Node's `util.getSystemErrorMap()`), e.g. `ENOENT`, `EACCES`, `EROFS`.
+ *
+ * @example
+ * const fixByHand: SystemErrorCode[] = ['EACCES', 'EROFS', 'ENOSPC']
  */
 export type SystemErrorCode =
   | 'E2BIG' | 'EACCES' | 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'EAFNOSUPPORT' | 'EAGAIN' | 'EAI_ADDRFAMILY'

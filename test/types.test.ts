@@ -1,7 +1,7 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fixtures, makeTempDir } from './helpers/child.js'
+import { fixtures, makeTempDir, root } from './helpers/child.js'
 import { makeConsumer, pack, tsc, typescripts, versionOf } from './helpers/consumer.js'
 
 // A user's project: the packed package (not this clone's src), compiled with the TypeScript
@@ -69,5 +69,21 @@ describe('TypeScript 7 defaults', () => {
     const r = await tsc('typescript', dir)
     expect(r.stdout).toContain("error TS2322: Type 'number' is not assignable to type 'string'")
     expect(r.code).not.toBe(0)
+  })
+})
+
+describe('ExitguardErrorCode', () => {
+  it('lists every code the source gives an ExitguardError', () => {
+    const errors = readFileSync(join(root, 'src', 'errors.ts'), 'utf8')
+    const union = errors.slice(errors.indexOf('export type ExitguardOwnErrorCode'), errors.indexOf('export type ExitguardErrorCode'))
+    const listed = new Set([...union.matchAll(/'([A-Z0-9_]+)'/g)].map((m) => m[1]))
+    const used = new Set<string>()
+    for (const file of readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })) {
+      if (!/\.c?ts$/.test(file)) continue
+      const text = readFileSync(join(root, 'src', file), 'utf8')
+      for (const m of text.matchAll(/(?:ExitguardError\(\s*|\bcode: |\?\? )'([A-Z][A-Z0-9_]+)'/g)) used.add(m[1]!)
+    }
+    expect(used.size).toBeGreaterThan(5)
+    expect([...used].filter((code) => !listed.has(code))).toEqual([])
   })
 })

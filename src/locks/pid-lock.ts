@@ -44,7 +44,13 @@ export interface PidLockAsyncOptions<D = unknown> extends PidLockOptions<D> {
  */
 export type PidLockStatus<D = unknown> = PidLockFree | PidLockTaken<'held', D> | PidLockTaken<'stale', D>
 
-/** No lock file: `readPidLock`'s `{ state: 'free' }`. */
+/**
+ * No lock file: `readPidLock`'s `{ state: 'free' }`.
+ *
+ * @example
+ * const status = readPidLock('/tmp/app.pid')
+ * if (status.state === 'free') console.log('not running') // status is a PidLockFree
+ */
 export interface PidLockFree {
   state: 'free'
   owner?: undefined
@@ -52,7 +58,13 @@ export interface PidLockFree {
   foreign?: undefined
 }
 
-/** A lock file and its holder's record: `held` (alive, or on another host) or `stale` (proven dead). */
+/**
+ * A lock file and its holder's record: `held` (alive, or on another host) or `stale` (proven dead).
+ *
+ * @example
+ * const status = readPidLock('/tmp/app.pid')
+ * if (status.state === 'stale') console.log(`PID ${status.owner.pid} died: ${status.reason}`) // a PidLockTaken<'stale'>
+ */
 export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D = unknown> {
   state: S
   /** The holder's record (for an unreadable file, a placeholder with PID 0). */
