@@ -51,6 +51,12 @@ describe('the README quick start, pasted into a fresh project', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
+  it('the same project also compiles with TypeScript 5.2, the first with `using`', async () => {
+    const r = await tsc('typescript-5.2', project, ['--noEmit'])
+    expect(r.stdout + r.stderr).toBe('')
+    expect(r.code).toBe(0)
+  })
+
   it('a second instance is told who holds the lock and exits 75', async () => {
     const dir = tmpdirForTest()
     using held = acquirePidLockSync(join(dir, 'nightly-export.pid'))
