@@ -62,7 +62,7 @@ describe('the README quick start, pasted into a fresh project', () => {
     using held = acquirePidLockSync(join(dir, 'nightly-export.pid'))
     const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
     expect(r.code).toBe(75)
-    expect(r.stderr).toContain(`is held by PID ${held.owner.pid}`)
+    expect(r.stderr).toContain(`PID ${held.owner.pid}`)
   })
 
   it('what a kill -9ed run left is taken over and reaped by the next run', async () => {
