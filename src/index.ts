@@ -1,4 +1,8 @@
-export { ExitguardError } from './errors.js'
+// The declarations use Disposable, AsyncDisposable and Symbol.(async)dispose; this brings in the
+// lib that has them (TypeScript >= 5.2), so they compile with any `lib` and no @types/node.
+/// <reference lib="esnext.disposable" preserve="true" />
+export { ExitguardError, type ExitguardErrorCode, type ExitguardOwnErrorCode, type SystemErrorCode } from './errors.js'
+export type { AbortSignalLike } from './abort-signal-like.js'
 export {
   onExit,
   unregister,
@@ -21,6 +25,8 @@ export {
   type PidLockOptions,
   type PidLockAsyncOptions,
   type PidLockStatus,
+  type PidLockFree,
+  type PidLockTaken,
 } from './locks/pid-lock.js'
 export {
   tempFile,

@@ -37,14 +37,18 @@ export function selfIdentity(): ProcessIdentity {
   return self
 }
 
-/** What a lock records about its holder: identity plus what a person needs to know. */
-export interface LockOwner extends ProcessIdentity {
+/**
+ * What a lock records about its holder: identity plus what a person needs to know. `D` is the
+ * type of its `data` option: `null` when none was given, `unknown` for a record read from disk
+ * (say what you expect with `readPidLock<{ port: number }>(path)`).
+ */
+export interface LockOwner<D = unknown> extends ProcessIdentity {
   /** ISO time the lock was taken. */
   createdAt: string
   /** The holder's command line, shortened, for messages. */
   command: string
   /** The `data` option of the holder (e.g. its port), or null. */
-  data: unknown
+  data: D
   /** Unique per acquisition: tells two records of the same process apart. */
   token: string
 }

@@ -4,41 +4,75 @@ import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromis
 import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
 import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
+import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
 
-/** Options of `acquirePidLock` and `acquirePidLockSync`. */
-export interface PidLockOptions {
+/**
+ * Options of `acquirePidLock` and `acquirePidLockSync`. `D` is the type of `data`. Every option
+ * may be `undefined`, which means its default.
+ */
+export interface PidLockOptions<D = unknown> {
   /** Milliseconds to wait for a held lock; 0 (the default) fails at once; `Infinity` waits for ever. */
-  wait?: number
+  wait?: number | undefined
   /** Stored in the owner record (JSON, at most 4 KiB), e.g. a port, so a second instance can find the first. */
-  data?: unknown
+  data?: D | undefined
   /** Called (never thrown) if the lock file is removed or replaced while held. Default: a warning on stderr. */
-  onCompromised?: (err: LockCompromisedError) => void
+  onCompromised?: ((err: LockCompromisedError) => void) | undefined
   /** Write the bare PID alone, for tools that read the whole file. Stale detection then uses the file's mtime. */
-  pidOnly?: boolean
+  pidOnly?: boolean | undefined
   /** How old an unreadable lock file (empty, garbage) must be before it counts as stale. Default 5000 ms. */
-  unreadableGrace?: number
+  unreadableGrace?: number | undefined
   /** How often a held lock checks that its file is still its own. Default 1000 ms; 0 turns it off. */
-  checkInterval?: number
+  checkInterval?: number | undefined
   /** The command shown to a second instance; defaults to this process's command line. */
-  command?: string
+  command?: string | undefined
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
-export interface PidLockAsyncOptions extends PidLockOptions {
+export interface PidLockAsyncOptions<D = unknown> extends PidLockOptions<D> {
   /** Aborts the wait; the promise rejects with `signal.reason`. */
-  signal?: AbortSignal
+  signal?: AbortSignalLike | undefined
 }
 
-/** What `readPidLock` reports. */
-export interface PidLockStatus {
-  state: 'free' | 'held' | 'stale'
-  /** The holder's record, when there is a lock file. */
-  owner?: LockOwner
+/**
+ * What `readPidLock` reports: `free`, or `held`/`stale` with the holder's record. Narrow on
+ * `state`; `held` and `stale` always carry `owner`. `D` is the type you expect its `data` to have.
+ *
+ * @example
+ * const status: PidLockStatus<{ port: number }> = readPidLock('/tmp/app.pid')
+ * if (status.state === 'held') console.log(`PID ${status.owner.pid}, port ${status.owner.data.port}`)
+ */
+export type PidLockStatus<D = unknown> = PidLockFree | PidLockTaken<'held', D> | PidLockTaken<'stale', D>
+
+/**
+ * No lock file: `readPidLock`'s `{ state: 'free' }`.
+ *
+ * @example
+ * const status = readPidLock('/tmp/app.pid')
+ * if (status.state === 'free') console.log('not running') // status is a PidLockFree
+ */
+export interface PidLockFree {
+  state: 'free'
+  owner?: undefined
+  reason?: undefined
+  foreign?: undefined
+}
+
+/**
+ * A lock file and its holder's record: `held` (alive, or on another host) or `stale` (proven dead).
+ *
+ * @example
+ * const status = readPidLock('/tmp/app.pid')
+ * if (status.state === 'stale') console.log(`PID ${status.owner.pid} died: ${status.reason}`) // a PidLockTaken<'stale'>
+ */
+export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D = unknown> {
+  state: S
+  /** The holder's record (for an unreadable file, a placeholder with PID 0). */
+  owner: LockOwner<D>
   /** Why it is held or stale, for people: "PID 4242 is running", "no process has PID 4242". */
-  reason?: string
+  reason: string
   /** The holder is on another host and could not be checked. */
-  foreign?: boolean
+  foreign: boolean
 }
 
 const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
@@ -55,11 +89,11 @@ const POLL_MS = 10
  * alone and reported through `onCompromised`. `released` is true once released
  * (or found lost and then released).
  */
-export class PidLock extends LockGuard {
+export class PidLock<D = unknown> extends LockGuard {
   /** Absolute path of the lock file. */
   readonly path: string
-  /** This process's record, as written in the lock file. */
-  readonly owner: LockOwner
+  /** This process's record, as written in the lock file; `data` is the `data` option (`D`). */
+  readonly owner: LockOwner<D>
   /** The dead holder's record when a stale lock was taken over, else null. */
   readonly tookOverFrom: LockOwner | null
   readonly #fd: number
@@ -67,7 +101,7 @@ export class PidLock extends LockGuard {
   readonly #dev: number
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
     super(`pid lock ${path}`, options.onCompromised)
     this.path = path
     this.owner = owner
@@ -120,9 +154,11 @@ export class PidLock extends LockGuard {
  * over at once. With `wait`, polls every 10 ms (the sync face cannot watch files).
  *
  * @example
- * using lock = acquirePidLockSync('/tmp/nightly-export.pid')
+ * using lock = acquirePidLockSync('/tmp/nightly-export.pid', { data: { port: 8080 } })
  * // only one export runs; the lock goes when this scope or the process ends
+ * console.log(lock.owner.data.port) // 8080: lock is a PidLock<{ port: number }>
  */
+export function acquirePidLockSync<D = null>(path: string, options?: PidLockOptions<D>): PidLock<D>
 export function acquirePidLockSync(path: string, options: PidLockOptions = {}): PidLock {
   if ((options as PidLockAsyncOptions).signal !== undefined) {
     throw new ExitguardError('ESYNC', 'acquirePidLockSync cannot honour an AbortSignal; use acquirePidLock for an abortable wait.')
@@ -150,8 +186,9 @@ export function acquirePidLockSync(path: string, options: PidLockOptions = {}): 
  *
  * @example
  * const lock = await acquirePidLock('/run/user/1000/app.pid', { wait: 5000, data: { port: 8080 } })
- * try { await serve() } finally { lock.release() }
+ * try { await serve(lock.owner.data.port) } finally { lock.release() }
  */
+export function acquirePidLock<D = null>(path: string, options?: PidLockAsyncOptions<D>): Promise<PidLock<D>>
 export async function acquirePidLock(path: string, options: PidLockAsyncOptions = {}): Promise<PidLock> {
   const opts = validate(path, options)
   const { signal } = options
@@ -205,9 +242,10 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
  * (with the owner) or `stale` (the owner is provably dead; the next acquire takes it over).
  *
  * @example
- * const { state, owner } = readPidLock('/tmp/app.pid')
- * if (state === 'held') console.log(`running as PID ${owner!.pid}, port ${owner!.data}`)
+ * const status = readPidLock<{ port: number } | null>('/tmp/app.pid')
+ * if (status.state === 'held') console.log(`running as PID ${status.owner.pid}, port ${status.owner.data?.port}`)
  */
+export function readPidLock<D = unknown>(path: string, options?: Pick<PidLockOptions, 'unreadableGrace'>): PidLockStatus<D>
 export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): PidLockStatus {
   const opts = validate(path, options)
   const snapshot = readSnapshot(opts.path)

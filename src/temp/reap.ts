@@ -19,11 +19,11 @@ const debug = debuglog('exitguard')
  */
 export interface ReapOptions {
   /** The directory to clean. Default `os.tmpdir()`. */
-  dir?: string
+  dir?: string | undefined
   /** Only names that start with this prefix (as given to `tempDir`/`tempFile`). Default: any exitguard name. */
-  prefix?: string
+  prefix?: string | undefined
   /** Only report what would be removed; remove nothing. The same checks run, so the report matches a real run made at that moment. Default false. */
-  dryRun?: boolean
+  dryRun?: boolean | undefined
 }
 
 /**
