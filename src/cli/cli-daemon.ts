@@ -168,7 +168,7 @@ async function stop(argv: string[], io: CliIo): Promise<number> {
   try {
     const r = await stopHolder(path, { signal, timeout, kill: values.kill ?? false })
     if (r.stopped) {
-      io.stdout(`${r.how === 'not-running' ? '' : 'stopped: '}${r.reason}\n`)
+      io.stdout(`${r.how === 'not-running' ? 'not running' : 'stopped'}: ${r.reason}\n`)
       return EX.OK
     }
     io.stderr(`exitguard: still running: ${r.reason}. Try again with a longer --timeout, or add --kill.\n`)

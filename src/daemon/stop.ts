@@ -130,7 +130,7 @@ function notRunning(lockPath: string, snapshot: Snapshot, reason: string): StopR
     how: 'not-running',
     pid: snapshot.owner.pid,
     owner: snapshot.owner,
-    reason: `not running: ${reason}${removed ? `; removed the stale lock file` : ''}`,
+    reason: `${reason}; nothing was signalled${removed ? `; removed the stale lock file it left` : ''}`,
     waited: 0,
   }
 }
@@ -194,7 +194,7 @@ function findHolder(lockPath: string): Holder {
     if (!pidExists(owner.pid)) return { state: 'dead', snapshot, reason: `no process has PID ${owner.pid}` }
     throw unverified(`its start time can't be read here`)
   }
-  if (now !== owner.startTime) return { state: 'dead', snapshot, reason: `PID ${owner.pid} now belongs to another process (PID reused); it was not signalled` }
+  if (now !== owner.startTime) return { state: 'dead', snapshot, reason: `PID ${owner.pid} now belongs to another process (PID reused)` }
   return { state: 'alive', snapshot, reason: verdict.reason }
 }
 
