@@ -165,8 +165,8 @@ function commandLine(pid: number): string | null {
   return null
 }
 
-/** The command as shown in the owner record and messages, shortened. */
+/** The command as shown in the owner record and messages: one line, shortened. */
 function show(command: string[]): string {
-  const text = command.join(' ')
+  const text = command.join(' ').replace(/\s+/g, ' ')
   return text.length > 200 ? text.slice(0, 197) + '...' : text
 }
