@@ -170,6 +170,38 @@ describe.skipIf(!linux)('exitguard start', () => {
     expect(firstLine(lock)).toBe(pid)
   })
 
+  it('four starts at once: exactly one runs its command, the others get 75 naming it', async () => {
+    const runs = join(dir, 'runs')
+    const results = await Promise.all([0, 1, 2, 3].map(() => exitguard(['start', '--lock', lock, '--', 'sh', '-c', `echo $$ >> ${runs}; exec sleep 60`])))
+    const pid = firstLine(lock)
+    started.push({ pid, startTime: stat(pid)!.startTime })
+    expect(results.map((r) => r.code).sort()).toEqual([0, 75, 75, 75])
+    for (const r of results.filter((r) => r.code === 75)) expect(r.stderr).toContain(`already running: PID ${pid} (sh -c echo`)
+    await until(() => existsSync(runs), 'the daemon ran')
+    expect(readFileSync(runs, 'utf8')).toBe(`${pid}\n`)
+  })
+
+  it('usage errors: 64 with what was wrong', async () => {
+    const cases: [string[], string][] = [
+      [['start', '--lock', lock], 'the command is missing'],
+      [['start', '--', 'sleep', '1'], '--lock PATH is required'],
+      [['start', '--lock', lock, 'sleep', '--', 'x'], 'unexpected argument "sleep"; put the command after --'],
+      [['start', '--lock', lock, '--wait', 'soon', '--', 'sleep', '1'], '--wait must be a whole number of milliseconds'],
+      [['stop'], 'the lock file PATH is missing'],
+      [['stop', lock, '--signal', 'NOPE'], '--signal must be a signal name or number'],
+      [['stop', lock, '--timeout', 'inf'], '--timeout must be a whole number of milliseconds'],
+      [['wait', lock, lock], 'give exactly one lock file PATH'],
+    ]
+    const results = await Promise.all(cases.map(([args]) => exitguard(args)))
+    for (const [i, [args, message]] of cases.entries()) {
+      const r = results[i]!
+      expect(r.code, args.join(' ')).toBe(64)
+      expect(r.stderr, args.join(' ')).toContain(message)
+    }
+    expect(existsSync(lock)).toBe(false)
+    expect((await exitguard(['start', '--help'])).stdout).toMatch(/^Usage: exitguard start --lock PATH/)
+  })
+
   it('--wait takes the lock over once the first daemon is stopped', async () => {
     const first = await startDaemon(['sleep', '60'])
     const waiter = startNode(bin, ['start', '--lock', lock, '--wait', '30000', '--', 'sleep', '61'], { cwd: dir })
@@ -312,3 +344,16 @@ describe.skipIf(!linux)('status --lsb and wait', () => {
     expect(running(pid, startTime)).toBe(false)
   })
 })
+
+describe('documented defaults', () => {
+  it('docs/daemons.md and stop --help state the timeout the code uses (10000 ms)', async () => {
+    const doc = readFileSync(join(root, 'docs/daemons.md'), 'utf8')
+    expect(doc).toContain('(default **10000**, as `docker stop`)')
+    // The help text is built from the constant the code uses.
+    const help = await exitguard(['stop', '--help'], root)
+    expect(help.stdout).toContain('how long to wait for it to end (default 10000)')
+    expect(doc).toContain('`--timeout MS` (default: for ever)')
+    expect((await exitguard(['wait', '--help'], root)).stdout).toContain('(default: wait for ever)')
+  })
+})
+
