@@ -268,6 +268,21 @@ describe.skipIf(!linux)('exitguard stop', () => {
     expect(running(other.pid, other.startTime)).toBe(true)
   })
 
+  it('another user\'s daemon: refused with EPERM (4) and left alive (stop run as uid 65534)', async (ctx) => {
+    const skip = (reason: string) => (console.log(`skipped: ${reason}`), ctx.skip(reason))
+    if (process.getuid?.() !== 0) return skip('needs root to run stop as uid 65534')
+    const { spawnSync } = await import('node:child_process')
+    const readable = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(bin)}, require('fs').constants.R_OK)`], { uid: 65534, gid: 65534 })
+    if (readable.status !== 0) return skip(`uid 65534 can't read ${bin} (the clone is in a private directory)`)
+    chmodSync(dir, 0o755)
+    const { pid, startTime } = await startDaemon(['sleep', '60'])
+    const r = spawnSync(process.execPath, [bin, 'stop', lock, '--kill', '--timeout', '0'], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 })
+    expect(r.status, r.stderr).toBe(4)
+    expect(r.stderr).toContain(`Not permitted to signal PID ${pid}, which holds ${lock}`)
+    expect(running(pid, startTime)).toBe(true)
+    expect(firstLine(lock)).toBe(pid)
+  })
+
   it('--kill ends a daemon that ignores SIGTERM; without it, 1 while it still runs', async () => {
     const { pid, startTime } = await startDaemon(['sh', '-c', 'trap "" TERM; exec sleep 60'])
     // The ignored disposition survives exec: once sleep runs, the trap is in place.
