@@ -298,6 +298,17 @@ describe.skipIf(!linux)('exitguard stop', () => {
     expect(existsSync(lock)).toBe(false)
   })
 
+  it('stops a lock held by a library process (it releases on SIGTERM and dies by it)', async () => {
+    const holder = startNode(join(root, 'test/fixtures/pid-lock.mjs'), ['hold', lock])
+    children.push(holder)
+    await holder.waitFor('ready')
+    const r = await stopHolder(lock, { timeout: 20_000 })
+    expect(r).toMatchObject({ stopped: true, how: 'signal', pid: holder.pid })
+    expect(r.reason).toMatch(new RegExp(`^PID ${holder.pid} (ended|released the lock) \\d+ ms after SIGTERM$`))
+    expect(await holder.done).toMatchObject({ signal: 'SIGTERM' })
+    expect(existsSync(lock)).toBe(false)
+  })
+
   it('stopHolder and signalHolder report what happened', async () => {
     await expect(stopHolder(lock)).resolves.toEqual({ stopped: true, how: 'not-running', pid: null, owner: null, reason: `there is no lock file ${lock}`, waited: 0 })
     const { pid, startTime } = await startDaemon(['sh', '-c', 'trap "echo hup" HUP; while :; do sleep 0.05; done'], ['--log', join(dir, 'log')])

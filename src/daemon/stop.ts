@@ -1,7 +1,7 @@
 import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
-import { describeOwner, pidExists, readStartTime, selfIdentity, type LockOwner } from '../owner.js'
+import { describeOwner, judgeOwner, pidExists, readStartTime, selfIdentity, type LockOwner } from '../owner.js'
 import { judgeSnapshot, readSnapshot, type Snapshot } from '../locks/lock-record.js'
 import { reapPidLock } from '../locks/pid-lock.js'
 
@@ -110,7 +110,8 @@ export async function stopHolder(path: string, options: StopHolderOptions = {}):
   const started = Date.now()
   const result = (how: StopResult['how'], reason: string): StopResult => ({ stopped: how !== 'timeout', how, pid: owner.pid, owner, reason, waited: Date.now() - started })
   if (!send(lockPath, owner, first)) return notRunning(lockPath, snapshot, `PID ${owner.pid} ended before the signal`)
-  if (await gone(lockPath, snapshot, timeout)) return result('signal', `PID ${owner.pid} ended ${Date.now() - started} ms after ${signalName(first)}`)
+  const afterFirst = await gone(lockPath, snapshot, timeout)
+  if (afterFirst) return result('signal', `PID ${owner.pid} ${afterFirst} ${Date.now() - started} ms after ${signalName(first)}`)
   if (!options.kill) return result('timeout', `PID ${owner.pid} still runs ${timeout} ms after ${signalName(first)}`)
   // Verified again: in `timeout` ms the holder may have died and its PID been reused.
   const again = findHolder(lockPath)
@@ -119,7 +120,8 @@ export async function stopHolder(path: string, options: StopHolderOptions = {}):
     return result('signal', `PID ${owner.pid} ended ${Date.now() - started} ms after ${signalName(first)}`)
   }
   const killedAt = Date.now()
-  if (await gone(lockPath, snapshot, timeout)) return result('kill', `PID ${owner.pid} ignored ${signalName(first)} for ${timeout} ms; it ended ${Date.now() - killedAt} ms after SIGKILL`)
+  const afterKill = await gone(lockPath, snapshot, timeout)
+  if (afterKill) return result('kill', `PID ${owner.pid} ignored ${signalName(first)} for ${timeout} ms; it ${afterKill} ${Date.now() - killedAt} ms after SIGKILL`)
   return result('timeout', `PID ${owner.pid} still runs ${timeout} ms after SIGKILL (stuck in the kernel? see ps -o stat= -p ${owner.pid})`)
 }
 
@@ -135,6 +137,11 @@ function notRunning(lockPath: string, snapshot: Snapshot, reason: string): StopR
   }
 }
 
+/** The process `owner` names is gone: no such PID, a zombie, or another start time. */
+function pidGone(owner: LockOwner): boolean {
+  return !judgeOwner(owner).alive
+}
+
 function reapIfStale(lockPath: string): boolean {
   try {
     return reapPidLock(lockPath)
@@ -144,20 +151,21 @@ function reapIfStale(lockPath: string): boolean {
 }
 
 /**
- * Waits until the record `seen` no longer holds the lock (file removed or replaced) or its
- * process is dead; removes the file it left. True if so within `timeout`.
+ * Waits until the record `seen` no longer holds the lock (file removed or replaced: a library
+ * holder or `exitguard run` releases it on SIGTERM) or its process is dead, and removes the file
+ * a dead holder left. Says which within `timeout`, else null.
  */
-async function gone(lockPath: string, seen: Snapshot, timeout: number): Promise<boolean> {
+async function gone(lockPath: string, seen: Snapshot, timeout: number): Promise<'ended' | 'released the lock' | null> {
   const started = Date.now()
   for (;;) {
     const now = readSnapshot(lockPath)
-    if (!now || now.id !== seen.id) return true
+    if (!now || now.id !== seen.id) return pidGone(seen.owner) ? 'ended' : 'released the lock'
     if (judgeSnapshot(now, UNREADABLE_GRACE).dead) {
       reapIfStale(lockPath)
-      return true
+      return 'ended'
     }
     const left = timeout - (Date.now() - started)
-    if (left <= 0) return false
+    if (left <= 0) return null
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS, left)))
   }
 }
