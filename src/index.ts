@@ -61,3 +61,10 @@ export {
   type FileLockOptions,
   type FileLockAsyncOptions,
 } from './locks/file-lock.js'
+export {
+  stopHolder,
+  signalHolder,
+  type StopHolderOptions,
+  type StopResult,
+  type SignalResult,
+} from './daemon/stop.js'

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 
 import { basename } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
-import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner } from '../owner.js'
+import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`
@@ -47,9 +47,16 @@ export interface Snapshot {
   stats: Stats
 }
 
-/** Makes this process's owner record for one acquisition. */
-export function makeOwner(data: unknown, command: string | undefined): LockOwner {
-  const me = selfIdentity()
+/**
+ * @internal An acquire option (symbol-keyed, so not part of the public options type) that
+ * writes the record for another process of this host and namespace: `exitguard start` takes
+ * the lock on behalf of its gated child, which then holds it for as long as it lives.
+ */
+export const holderOption = Symbol('exitguard.holder')
+
+/** Makes the owner record for one acquisition: this process's, or `holder`'s (see holderOption). */
+export function makeOwner(data: unknown, command: string | undefined, holder?: ProcessIdentity): LockOwner {
+  const me = holder ?? selfIdentity()
   return {
     pid: me.pid,
     hostname: me.hostname,

@@ -1,8 +1,8 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
-import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
-import type { LockOwner } from '../owner.js'
+import { checkData, formatRecord, heldHere, holderOption, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
+import type { LockOwner, ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
@@ -99,6 +99,7 @@ export class PidLock<D = unknown> extends LockGuard {
   readonly #fd: number
   readonly #ino: number
   readonly #dev: number
+  #handedOver = false
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
   constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
@@ -132,6 +133,15 @@ export class PidLock<D = unknown> extends LockGuard {
     }
   }
 
+  /**
+   * @internal For `exitguard start`: the record names another process (the daemon), which holds
+   * the lock from now on, for as long as it lives. Stops guarding the file without removing it.
+   */
+  handOver(): void {
+    this.#handedOver = true
+    this.release()
+  }
+
   protected override drop(atExit: boolean): void {
     watchdog.delete(this)
     heldHere.delete(this.path)
@@ -139,7 +149,7 @@ export class PidLock<D = unknown> extends LockGuard {
       const lost = this.compromised ? null : this.#lostBecause()
       if (lost) this.compromise(new LockCompromisedError(this.path, lost))
       // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
-      else if (!this.compromised) unlinkSync(this.path)
+      else if (!this.compromised && !this.#handedOver) unlinkSync(this.path)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
     } finally {
@@ -357,7 +367,7 @@ class Attempt {
     // Load the exit hooks before the race, not after winning it: a waiter's hand-off is then
     // a link and a registration, not a module load (measured: 6 ms of a 9 ms hand-off).
     exitRegistry().hook()
-    this.#owner = makeOwner(opts.data, opts.command)
+    this.#owner = makeOwner(opts.data, opts.command, (opts as { [holderOption]?: ProcessIdentity })[holderOption])
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
