@@ -16,6 +16,12 @@ export type ExitguardOwnErrorCode =
   | 'ENOPG' // acquirePgLock without the `pg` package
   | 'EINTR' // a wait ended by a signal (command line)
   | 'EREMOVE' // a temp entry could not be removed, for no errno reason
+  | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
+  | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
+  | 'EBADRECORD' // stop/signal: no valid owner record to check
+  | 'ESELF' // stop/signal: the holder is this very process
+  | 'ESPAWN' // start: /bin/sh could not be started
+  | 'EEXITED' // start: the daemon ended before it was running under the lock
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_INVALID_ARG_VALUE'
 
