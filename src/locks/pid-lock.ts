@@ -267,7 +267,7 @@ function validate(path: string, options: PidLockOptions, creates = false): Valid
     checkInterval: options.checkInterval ?? defaults.checkInterval,
     dataJson: undefined,
   }
-  if (typeof opts.pidOnly !== 'boolean') throw invalidArgType('pidOnly', 'a boolean', opts.pidOnly)
+  if (options.pidOnly !== undefined && typeof options.pidOnly !== 'boolean') throw invalidArgType('pidOnly', 'a boolean', options.pidOnly)
   if (typeof opts.wait !== 'number' || !(opts.wait >= 0)) throw invalidArgValue('wait', opts.wait, 'must be a number of milliseconds >= 0 (or Infinity)')
   for (const name of ['unreadableGrace', 'checkInterval'] as const) {
     if (typeof opts[name] !== 'number' || !(opts[name] >= 0) || !Number.isFinite(opts[name])) {
