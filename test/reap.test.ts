@@ -125,6 +125,29 @@ describe('reapOrphans and PID lock files', () => {
   })
 })
 
+describe('reapOrphans and pidOnly waiters (issue 9: 16)', () => {
+  const lockChild = join(fixtures, 'pid-lock.mjs')
+
+  it("removes a SIGKILLed pidOnly waiter's private file, and leaves a live waiter's and the bare PID lock", async () => {
+    const lock = join(dir, 'app.pid')
+    const holder = startNode(lockChild, ['hold', lock, '{"pidOnly":true}'])
+    children.push(holder)
+    await holder.waitFor('ready')
+    const waiters = [0, 1].map(() => startNode(lockChild, ['try', lock, '{"pidOnly":true,"wait":60000}']))
+    children.push(...waiters)
+    // A waiter's private record: `.app.pid.<token>.new`, holding its bare PID.
+    const privateOf = (pid: number) => readdirSync(dir).find((n) => n.endsWith('.new') && readFileSync(join(dir, n), 'utf8') === `${pid}\n`)
+    for (let i = 0; i < 2000 && !waiters.every((w) => privateOf(w.pid)); i++) await new Promise((r) => setTimeout(r, 5))
+    const [killed, live] = waiters as [RunningChild, RunningChild]
+    const leftover = privateOf(killed.pid)!
+    expect(leftover).toMatch(/^\.app\.pid\.[0-9a-f]{32}\.new$/)
+    killed.child.kill('SIGKILL')
+    await killed.done
+    expect(reapOrphans({ dir })).toEqual([{ path: join(dir, leftover), kind: 'pid-lock', reason: `no process has PID ${killed.pid}` }])
+    expect(readdirSync(dir).sort()).toEqual([privateOf(live.pid), 'app.pid'].sort())
+  })
+})
+
 describe('reapOrphans and what the caller kept', () => {
   it('never removes a keep() or keep: true entry of a process that has ended', async () => {
     const script = join(dir, 'keeper.mjs')
