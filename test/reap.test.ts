@@ -178,6 +178,25 @@ describe('reapOrphans never breaks a claim that is still in use', () => {
   })
 })
 
+describe('reapOrphans removes claims only through the takeover protocol (issue 9, suspicion 1)', () => {
+  it("leaves a dead claim alone while a live taker is breaking it, instead of deleting the taker's file mid-way", async () => {
+    const rec = (pid: number, token: string, startTime: string | null = null) =>
+      `${pid}\n${JSON.stringify({ exitguard: 1, pid, hostname: hostname(), startTime, bootId: null, createdAt: new Date().toISOString(), command: 'x', data: null, token })}\n`
+    const ownStart = readFileSync('/proc/self/stat', 'latin1').split(') ')[1]!.split(' ')[19]!
+    // A dead holder X; a dead taker B's claim on X; a dead taker C's claim on B; and a live taker
+    // (this process) that has won the claim on C and is about to rename it over C's claim.
+    const files = {
+      'app.pid': rec(await deadPid(), 'X'),
+      'app.pid.break.tX': rec(await deadPid(), 'B'),
+      'app.pid.break.tB': rec(await deadPid(), 'C'),
+      'app.pid.break.tC': rec(process.pid, 'T', ownStart),
+    }
+    for (const [name, body] of Object.entries(files)) writeFileSync(join(dir, name), body)
+    expect(reapOrphans({ dir })).toEqual([])
+    for (const [name, body] of Object.entries(files)) expect(readFileSync(join(dir, name), 'utf8'), name).toBe(body)
+  })
+})
+
 describe('proof of death', () => {
   it('a reused PID (our own PID, another start time) is dead', () => {
     const name = craftName({ start: 'zzzz' })
