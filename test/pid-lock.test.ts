@@ -657,7 +657,7 @@ describe('PID namespaces (issue 9: 2, 3), each process run with unshare --pid --
     writeFileSync(lockPath, '1\n')
     old(lockPath)
     const b = await startCommand('unshare', [...ns, process.execPath, child, 'try', lockPath, '{}']).done
-    expect(lastJson(b.stdout)).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining("can't be checked from here") })
+    expect(lastJson(b.stdout)).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining("in another PID namespace") })
     expect(readFileSync(lockPath, 'utf8')).toBe('1\n')
   })
 
@@ -682,7 +682,7 @@ describe('PID namespaces (issue 9: 2, 3), each process run with unshare --pid --
     expect(lastJson(r.stdout)).toEqual({ ok: true, reaped: true })
     for (let i = 0; i < 2000 && !taker.stdout().includes('"ok"'); i++) await new Promise((r) => setTimeout(r, 5))
     // The taker in its own namespace saw the reaper's claim, and left it alone: it can't check that PID.
-    expect(lastJson(taker.stdout())).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining("can't be checked from here") })
+    expect(lastJson(taker.stdout())).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining("in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here") })
     expect(claimed.split('\n')[1]).toMatch(/^\{"exitguard":1,/) // a full record, naming the reaper's namespace
     expect(readdirSync(tmp.dir)).toEqual(['go'])
     taker.child.kill('SIGKILL')

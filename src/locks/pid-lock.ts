@@ -2,7 +2,7 @@ import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlink
 import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { formatRecord, heldByThisProcess, judgeSnapshot, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
-import { inInitialPidNamespace, type LockOwner } from '../owner.js'
+import { describeOwner, inInitialPidNamespace, selfIdentity, type LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import { exitRegistry } from '../exit/registry.js'
 
@@ -310,6 +310,13 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
   if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
+    // Foreign on this host: another PID namespace (a container), not another host.
+    const message = `The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`
     return opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
       : new LockHeldError(opts.path, snapshot.owner, { message })
