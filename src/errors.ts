@@ -16,6 +16,7 @@ export type ExitguardOwnErrorCode =
   | 'ENOPG' // acquirePgLock without the `pg` package
   | 'EINTR' // a wait ended by a signal (command line)
   | 'EREMOVE' // a temp entry could not be removed, for no errno reason
+  | 'EPIDNS' // pidOnly in a container's PID namespace, where a bare PID can't be judged
   | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
   | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
   | 'EBADRECORD' // stop/signal: no valid owner record to check

@@ -1,8 +1,8 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
-import { checkData, formatRecord, heldHere, holderOption, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
-import type { LockOwner, ProcessIdentity } from '../owner.js'
+import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
+import { describeOwner, inInitialPidNamespace, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
@@ -18,13 +18,17 @@ export interface PidLockOptions<D = unknown> {
   data?: D | undefined
   /** Called (never thrown) if the lock file is removed or replaced while held. Default: a warning on stderr. */
   onCompromised?: ((err: LockCompromisedError) => void) | undefined
-  /** Write the bare PID alone, for tools that read the whole file. Stale detection then uses the file's mtime. */
+  /**
+   * Write the bare PID alone, for tools that read the whole file. Such a file is stale only when
+   * no process has the PID (or it is a zombie), and it is refused (`EPIDNS`) in a PID namespace
+   * other than the host's, where a bare PID can't be told apart from another container's.
+   */
   pidOnly?: boolean | undefined
   /** How old an unreadable lock file (empty, garbage) must be before it counts as stale. Default 5000 ms. */
   unreadableGrace?: number | undefined
-  /** How often a held lock checks that its file is still its own. Default 1000 ms; 0 turns it off. */
+  /** How often a held lock checks that its file is still its own. Default 1000 ms; 0 turns it off; at most 2^31-1. */
   checkInterval?: number | undefined
-  /** The command shown to a second instance; defaults to this process's command line. */
+  /** The command shown to a second instance; defaults to this process's command line. Kept to 256 characters. */
   command?: string | undefined
 }
 
@@ -112,7 +116,6 @@ export class PidLock<D = unknown> extends LockGuard {
     this.#ino = file.ino
     this.#dev = file.dev
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
-    heldHere.add(path)
   }
 
   /** @internal Checks the file is still ours; reports once if not. */
@@ -144,7 +147,6 @@ export class PidLock<D = unknown> extends LockGuard {
 
   protected override drop(atExit: boolean): void {
     watchdog.delete(this)
-    heldHere.delete(this.path)
     try {
       const lost = this.compromised ? null : this.#lostBecause()
       if (lost) this.compromise(new LockCompromisedError(this.path, lost))
@@ -173,7 +175,7 @@ export function acquirePidLockSync(path: string, options: PidLockOptions = {}): 
   if ((options as PidLockAsyncOptions).signal !== undefined) {
     throw new ExitguardError('ESYNC', 'acquirePidLockSync cannot honour an AbortSignal; use acquirePidLock for an abortable wait.')
   }
-  const opts = validate(path, options)
+  const opts = validate(path, options, true)
   const attempt = new Attempt(opts.path, opts)
   const started = Date.now()
   try {
@@ -200,7 +202,7 @@ export function acquirePidLockSync(path: string, options: PidLockOptions = {}): 
  */
 export function acquirePidLock<D = null>(path: string, options?: PidLockAsyncOptions<D>): Promise<PidLock<D>>
 export async function acquirePidLock(path: string, options: PidLockAsyncOptions = {}): Promise<PidLock> {
-  const opts = validate(path, options)
+  const opts = validate(path, options, true)
   const { signal } = options
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   signal?.throwIfAborted()
@@ -273,18 +275,34 @@ export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreada
  * if (reapPidLock('/tmp/app.pid')) console.log('removed a lock left by a crashed run')
  */
 export function reapPidLock(path: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): boolean {
-  const opts = validate(path, { ...options, pidOnly: true })
+  return reapLockAt(path, path, options)
+}
+
+/**
+ * @internal Removes `name`, the lock at `path` or a claim on it (`<path>.break.<id>`), if its
+ * holder is provably dead. It goes through the takeover protocol with a full record: while
+ * our claim stands, no taker in any namespace judges it dead, and a taker that is itself
+ * breaking `name` has the claim we would need, so we never delete a live taker's file.
+ */
+export function reapLockAt(path: string, name: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): boolean {
+  const opts = validate(path, { unreadableGrace: options.unreadableGrace }, true)
   const attempt = new Attempt(opts.path, opts)
   try {
-    return attempt.reap()
+    return attempt.reap(resolve(name))
   } finally {
     attempt.close()
   }
 }
 
-type Validated = typeof defaults & PidLockOptions & { path: string }
+type Validated = typeof defaults & PidLockOptions & { path: string; dataJson: string | undefined }
 
-function validate(path: string, options: PidLockOptions): Validated {
+/**
+ * The longest lock file name (bytes) we take: a claim is named `<name>.break.<id>`, with an id
+ * of up to 65 characters, and every such name must fit in the file system's 255.
+ */
+export const MAX_LOCK_NAME = 255 - '.break.'.length - 65
+
+function validate(path: string, options: PidLockOptions, creates = false): Validated {
   if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
   if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
@@ -295,16 +313,29 @@ function validate(path: string, options: PidLockOptions): Validated {
     pidOnly: options.pidOnly ?? defaults.pidOnly,
     unreadableGrace: options.unreadableGrace ?? defaults.unreadableGrace,
     checkInterval: options.checkInterval ?? defaults.checkInterval,
+    dataJson: undefined,
   }
+  if (options.pidOnly !== undefined && typeof options.pidOnly !== 'boolean') throw invalidArgType('pidOnly', 'a boolean', options.pidOnly)
   if (typeof opts.wait !== 'number' || !(opts.wait >= 0)) throw invalidArgValue('wait', opts.wait, 'must be a number of milliseconds >= 0 (or Infinity)')
   for (const name of ['unreadableGrace', 'checkInterval'] as const) {
     if (typeof opts[name] !== 'number' || !(opts[name] >= 0) || !Number.isFinite(opts[name])) {
       throw invalidArgValue(name, opts[name], 'must be a finite number of milliseconds >= 0')
     }
   }
+  // A timer longer than this overflows and fires every millisecond.
+  if (opts.checkInterval > 2 ** 31 - 1) throw invalidArgValue('checkInterval', opts.checkInterval, `must be at most ${2 ** 31 - 1} ms (about 24.8 days)`)
   if (opts.onCompromised !== undefined && typeof opts.onCompromised !== 'function') throw invalidArgType('onCompromised', 'a function', opts.onCompromised)
   if (opts.command !== undefined && typeof opts.command !== 'string') throw invalidArgType('command', 'a string', opts.command)
-  checkData(opts.data)
+  opts.dataJson = serialiseData(opts.data)
+  if (creates) {
+    const bytes = Buffer.byteLength(basename(opts.path))
+    if (bytes > MAX_LOCK_NAME) {
+      throw invalidArgValue('path', path, `has a file name of ${bytes} bytes; a PID lock's name may take at most ${MAX_LOCK_NAME}, leaving room for the names of the claims a takeover creates beside it`)
+    }
+    if (opts.pidOnly && !inInitialPidNamespace()) {
+      throw new ExitguardError('EPIDNS', `pidOnly can't be used for ${opts.path} here: this process runs in a PID namespace other than the host's (a container), and a bare PID names no namespace, so a process in another namespace sharing the directory could judge this live lock stale. Drop pidOnly: the full record names its namespace.`, { path: opts.path })
+    }
+  }
   return opts
 }
 
@@ -318,9 +349,22 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
       ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: ${what}` })
       : new LockHeldError(opts.path, snapshot.owner, { message: what })
   }
-  if (snapshot.owner.pid === process.pid && heldHere.has(opts.path)) {
+  if (snapshot.kind === 'unknown') {
+    const message = `The lock ${opts.path} holds a record this version of exitguard can't read (from a newer version, or longer than 8 KiB), naming PID ${snapshot.owner.pid} on host ${snapshot.owner.hostname}. This version never judges such a holder dead: wait for it to finish, or, if no process holds the lock, remove the file.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
+    // Foreign on this host: another PID namespace (a container), not another host.
+    const message = `The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`
     return opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
       : new LockHeldError(opts.path, snapshot.owner, { message })
@@ -367,7 +411,7 @@ class Attempt {
     // Load the exit hooks before the race, not after winning it: a waiter's hand-off is then
     // a link and a registration, not a module load (measured: 6 ms of a 9 ms hand-off).
     exitRegistry().hook()
-    this.#owner = makeOwner(opts.data, opts.command, (opts as { [holderOption]?: ProcessIdentity })[holderOption])
+    this.#owner = makeOwner(opts.dataJson, opts.command, (opts as { [holderOption]?: ProcessIdentity })[holderOption])
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
@@ -389,6 +433,7 @@ class Attempt {
 
   /** One try: returns the lock, or who holds it. */
   try(): PidLock | Held {
+    let busy = 0
     for (let round = 0; ; round++) {
       if (this.#link(this.path)) return this.#won(null)
       const snapshot = readSnapshot(this.path)
@@ -399,21 +444,25 @@ class Attempt {
       if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign }
       const outcome = this.#replaceDead(this.path, snapshot, 0)
       if (outcome === 'won') return this.#won(snapshot)
-      // A live process is taking the dead holder's lock over: it is the one to name.
-      if (outcome !== 'changed') return { snapshot: outcome, foreign: false }
+      // A live process is taking the dead holder's lock over, or reaping it: either is done in
+      // microseconds, so look again a few times; if it is still at it, it is the one to name.
+      if (outcome !== 'changed' && ++busy > 20) return { snapshot: outcome, foreign: false }
     }
   }
 
-  /** Removes the lock file if its holder is provably dead. */
-  reap(): boolean {
-    const snapshot = readSnapshot(this.path)
+  /** Removes `name` (the lock, or a claim on it) if its holder is provably dead. */
+  reap(name: string): boolean {
+    const snapshot = readSnapshot(name)
     if (!snapshot || !judgeSnapshot(snapshot, this.opts.unreadableGrace).dead) return false
-    if (this.#replaceDead(this.path, snapshot, 0) !== 'won') return false
-    // We now hold the lock file (our record): remove it.
+    if (this.#replaceDead(name, snapshot, 0) !== 'won') return false
+    // `name` now holds our live record, which nobody takes over. Remove it only while it is
+    // still our file (we hold it open, so its inode number can't be reused meanwhile).
     try {
-      unlinkSync(this.path)
+      if (this.#isOurs(name)) unlinkSync(name)
+      else return false
     } catch (err) {
-      throw fsError(err, this.path, 'remove the stale lock file')
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw fsError(err, name, 'remove the stale lock file')
     }
     return true
   }
@@ -475,16 +524,24 @@ class Attempt {
         return 'changed'
       }
       renameSync(claim, name)
-      return 'won'
+      // Did we move our own claim? Not if someone removed it and another taker won the name anew.
+      return this.#isOurs(name) ? 'won' : 'changed'
     } catch (err) {
       this.#unlinkIfOurs(claim)
+      // Our claim vanished (removed by hand, or by an older reaper): start over.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'changed'
       throw fsError(err, name, 'take over the stale lock file')
     }
   }
 
+  #isOurs(name: string): boolean {
+    const stats = lstatSync(name, { throwIfNoEntry: false })
+    return stats?.ino === this.#ino && stats.dev === this.#dev
+  }
+
   #unlinkIfOurs(name: string): void {
     try {
-      if (lstatSync(name).ino === this.#ino) unlinkSync(name)
+      if (this.#isOurs(name)) unlinkSync(name)
     } catch {
       // gone already
     }
