@@ -68,3 +68,4 @@ export {
   type StopResult,
   type SignalResult,
 } from './daemon/stop.js'
+export type { SignalName } from './daemon/signal-name.js'

@@ -1,3 +1,4 @@
+import type { SignalName } from './signal-name.js'
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -29,9 +30,9 @@ export interface StartedDaemon {
 export class DaemonStartError extends ExitguardError {
   /** The gate's or the daemon's exit code (127 not found, 126 not executable, as a shell), or null. */
   readonly exitCode: number | null
-  readonly signal: NodeJS.Signals | null
+  readonly signal: SignalName | null
 
-  constructor(code: string, message: string, exitCode: number | null, signal: NodeJS.Signals | null) {
+  constructor(code: string, message: string, exitCode: number | null, signal: SignalName | null) {
     super(code, message)
     this.exitCode = exitCode
     this.signal = signal

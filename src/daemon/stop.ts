@@ -1,3 +1,4 @@
+import type { SignalName } from './signal-name.js'
 import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
@@ -8,7 +9,7 @@ import { reapPidLock } from '../locks/pid-lock.js'
 /** Options of `stopHolder`. */
 export interface StopHolderOptions {
   /** The signal to send first: a name (`'SIGTERM'`) or a number. Default `'SIGTERM'`. */
-  signal?: NodeJS.Signals | number
+  signal?: SignalName | number
   /** Milliseconds to wait for the holder to die or release the lock. Default 10000 (as `docker stop`). */
   timeout?: number
   /** If it still runs after `timeout`, send SIGKILL and wait up to `timeout` again. Default false. */
@@ -71,7 +72,7 @@ type Holder =
  * const r = signalHolder('/run/app.pid', 'SIGHUP') // reload
  * if (!r.sent) console.error(`not running: ${r.reason}`)
  */
-export function signalHolder(path: string, signal: NodeJS.Signals | number): SignalResult {
+export function signalHolder(path: string, signal: SignalName | number): SignalResult {
   const lockPath = checkPath(path)
   const number = signalNumber('signal', signal)
   const holder = findHolder(lockPath)
