@@ -1,6 +1,62 @@
 import { describeOwner, type LockOwner } from './owner.js'
 
 /**
+ * The codes exitguard gives its own errors.
+ *
+ * @example
+ * const retryLater: ExitguardOwnErrorCode[] = ['ELOCKED', 'ETIMEDOUT']
+ */
+export type ExitguardOwnErrorCode =
+  | 'ELOCKED' // held by another process (LockHeldError)
+  | 'ETIMEDOUT' // `wait` ran out (LockTimeoutError)
+  | 'ECOMPROMISED' // a held lock was lost (LockCompromisedError)
+  | 'ESYMLINK' // a symlink where a lock file goes (never followed)
+  | 'ENOTFILE' // a device, FIFO or socket where a lock file goes
+  | 'ESYNC' // an option only the async face can honour
+  | 'ENOPG' // acquirePgLock without the `pg` package
+  | 'EINTR' // a wait ended by a signal (command line)
+  | 'EREMOVE' // a temp entry could not be removed, for no errno reason
+  | 'EREPLACED' // remove(): another entry is at a temp entry's path now; it was left alone
+  | 'EPIDNS' // pidOnly in a container's PID namespace, where a bare PID can't be judged
+  | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
+  | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
+  | 'EBADRECORD' // stop/signal: no valid owner record to check
+  | 'ESELF' // stop/signal: the holder is this very process
+  | 'ESPAWN' // start: /bin/sh could not be started
+  | 'EEXITED' // start: the daemon ended before it was running under the lock
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+
+/**
+ * A system error's code, passed on from the file system or the network with the path it is
+ * about: the names libuv gives (Node's `util.getSystemErrorMap()`), e.g. `ENOENT`, `EACCES`, `EROFS`.
+ *
+ * @example
+ * const fixByHand: SystemErrorCode[] = ['EACCES', 'EROFS', 'ENOSPC']
+ */
+export type SystemErrorCode =
+  | 'E2BIG' | 'EACCES' | 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'EAFNOSUPPORT' | 'EAGAIN' | 'EAI_ADDRFAMILY'
+  | 'EAI_AGAIN' | 'EAI_BADFLAGS' | 'EAI_BADHINTS' | 'EAI_CANCELED' | 'EAI_FAIL' | 'EAI_FAMILY'
+  | 'EAI_MEMORY' | 'EAI_NODATA' | 'EAI_NONAME' | 'EAI_OVERFLOW' | 'EAI_PROTOCOL' | 'EAI_SERVICE'
+  | 'EAI_SOCKTYPE' | 'EALREADY' | 'EBADF' | 'EBUSY' | 'ECANCELED' | 'ECHARSET' | 'ECONNABORTED'
+  | 'ECONNREFUSED' | 'ECONNRESET' | 'EDESTADDRREQ' | 'EEXIST' | 'EFAULT' | 'EFBIG' | 'EFTYPE'
+  | 'EHOSTDOWN' | 'EHOSTUNREACH' | 'EILSEQ' | 'EINTR' | 'EINVAL' | 'EIO' | 'EISCONN' | 'EISDIR'
+  | 'ELOOP' | 'EMFILE' | 'EMLINK' | 'EMSGSIZE' | 'ENAMETOOLONG' | 'ENETDOWN' | 'ENETUNREACH'
+  | 'ENFILE' | 'ENOBUFS' | 'ENODATA' | 'ENODEV' | 'ENOENT' | 'ENOMEM' | 'ENONET' | 'ENOPROTOOPT'
+  | 'ENOSPC' | 'ENOSYS' | 'ENOTCONN' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOTSOCK' | 'ENOTSUP' | 'ENOTTY'
+  | 'ENXIO' | 'EOF' | 'EOVERFLOW' | 'EPERM' | 'EPIPE' | 'EPROTO' | 'EPROTONOSUPPORT' | 'EPROTOTYPE'
+  | 'ERANGE' | 'EREMOTEIO' | 'EROFS' | 'ESHUTDOWN' | 'ESOCKTNOSUPPORT' | 'ESPIPE' | 'ESRCH'
+  | 'ETIMEDOUT' | 'ETXTBSY' | 'EUNATCH' | 'EXDEV' | 'UNKNOWN'
+
+/**
+ * Every `code` an `ExitguardError` can have.
+ *
+ * @example
+ * function exitCode(code: ExitguardErrorCode): number { return code === 'ELOCKED' || code === 'ETIMEDOUT' ? 75 : 1 }
+ */
+export type ExitguardErrorCode = ExitguardOwnErrorCode | SystemErrorCode
+
+/**
  * Every error exitguard throws on purpose is an `ExitguardError` with a `code`
  * (Node's style: `ELOCKED`, `ERR_INVALID_ARG_VALUE`, ...) and, when a file is
  * involved, the `path` it is about, so callers can branch without parsing text.
@@ -10,13 +66,13 @@ import { describeOwner, type LockOwner } from './owner.js'
  * catch (err) { if (err instanceof ExitguardError && err.code === 'ELOCKED') process.exit(75) }
  */
 export class ExitguardError extends Error {
-  readonly code: string
+  readonly code: ExitguardErrorCode
   readonly path: string | undefined
 
   constructor(code: string, message: string, options?: { path?: string; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
-    this.code = code
+    this.code = code as ExitguardErrorCode
     this.path = options?.path
   }
 }
@@ -47,24 +103,31 @@ function describe(value: unknown): string {
 
 /**
  * The lock is held by a live process (or one on another host). `owner` says who;
- * the message says who, since when, and what to do.
+ * the message says who, since when, and what to do. `D` is the type of the holder's
+ * `data`; after `instanceof` it is `any`, so say what you expect.
  *
  * @example
- * catch (err) { if (err instanceof LockHeldError) console.error(`port ${err.owner.data}`) }
+ * catch (err) {
+ *   if (!(err instanceof LockHeldError)) throw err
+ *   const held: LockHeldError<{ port?: number } | null> = err
+ *   console.error(`already running on port ${held.owner.data?.port}`)
+ * }
  */
-export class LockHeldError extends ExitguardError {
+export class LockHeldError<D = unknown> extends ExitguardError {
   declare readonly path: string
-  readonly owner: LockOwner
+  declare readonly code: 'ELOCKED' | 'ETIMEDOUT'
+  readonly owner: LockOwner<D>
 
-  constructor(path: string, owner: LockOwner, options: { code?: string; message?: string; foreign?: boolean } = {}) {
+  constructor(path: string, owner: LockOwner<D>, options: { code?: string; message?: string; foreign?: boolean } = {}) {
     super(options.code ?? 'ELOCKED', options.message ?? heldMessage(path, owner, options.foreign ?? false), { path })
     this.owner = owner
   }
 }
 
 /** Waiting for a lock ran out (`ETIMEDOUT`); `owner` is who still held it. */
-export class LockTimeoutError extends LockHeldError {
-  constructor(path: string, owner: LockOwner, waitedMs: number, options: { message?: string } = {}) {
+export class LockTimeoutError<D = unknown> extends LockHeldError<D> {
+  declare readonly code: 'ETIMEDOUT'
+  constructor(path: string, owner: LockOwner<D>, waitedMs: number, options: { message?: string } = {}) {
     super(path, owner, {
       code: 'ETIMEDOUT',
       message: options.message ?? `Gave up after waiting ${waitedMs} ms for the lock ${path}: still held by ${describeOwner(owner)}.`,
@@ -75,6 +138,7 @@ export class LockTimeoutError extends LockHeldError {
 /** A held lock was removed or replaced by someone else (`ECOMPROMISED`): mutual exclusion is lost. */
 export class LockCompromisedError extends ExitguardError {
   declare readonly path: string
+  declare readonly code: 'ECOMPROMISED'
   constructor(path: string, cause: string) {
     super('ECOMPROMISED', `The lock ${path} was lost while held: ${cause}. Another process may now hold it too.`, { path })
   }

@@ -1,4 +1,8 @@
-export { ExitguardError } from './errors.js'
+// The declarations use Disposable, AsyncDisposable and Symbol.(async)dispose; this brings in the
+// lib that has them (TypeScript >= 5.2), so they compile with any `lib` and no @types/node.
+/// <reference lib="esnext.disposable" preserve="true" />
+export { ExitguardError, type ExitguardErrorCode, type ExitguardOwnErrorCode, type SystemErrorCode } from './errors.js'
+export type { AbortSignalLike } from './abort-signal-like.js'
 export {
   onExit,
   unregister,
@@ -21,6 +25,8 @@ export {
   type PidLockOptions,
   type PidLockAsyncOptions,
   type PidLockStatus,
+  type PidLockFree,
+  type PidLockTaken,
 } from './locks/pid-lock.js'
 export {
   tempFile,
@@ -55,3 +61,11 @@ export {
   type FileLockOptions,
   type FileLockAsyncOptions,
 } from './locks/file-lock.js'
+export {
+  stopHolder,
+  signalHolder,
+  type StopHolderOptions,
+  type StopResult,
+  type SignalResult,
+} from './daemon/stop.js'
+export type { SignalName } from './daemon/signal-name.js'

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync, readlinkSync } from 'node:fs'
+import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
 
 /** Who a process is, in a form that survives PID reuse and reboots. */
@@ -37,14 +37,18 @@ export function selfIdentity(): ProcessIdentity {
   return self
 }
 
-/** What a lock records about its holder: identity plus what a person needs to know. */
-export interface LockOwner extends ProcessIdentity {
+/**
+ * What a lock records about its holder: identity plus what a person needs to know. `D` is the
+ * type of its `data` option: `null` when none was given, `unknown` for a record read from disk
+ * (say what you expect with `readPidLock<{ port: number }>(path)`).
+ */
+export interface LockOwner<D = unknown> extends ProcessIdentity {
   /** ISO time the lock was taken. */
   createdAt: string
   /** The holder's command line, shortened, for messages. */
   command: string
   /** The `data` option of the holder (e.g. its port), or null. */
-  data: unknown
+  data: D
   /** Unique per acquisition: tells two records of the same process apart. */
   token: string
 }
@@ -113,10 +117,69 @@ function readLinuxStat(pid: number): string[] | null {
   }
 }
 
-/** True if `pid` has exited and only waits to be reaped by its parent (Linux). */
+const isGone = (state: string | undefined) => state === 'Z' || state === 'X'
+
+/**
+ * True if `pid` has exited and only waits to be reaped by its parent (Linux). The main
+ * thread alone is not the process: one that called pthread_exit() shows as a zombie while
+ * other threads still run, and a killed process's main thread turns zombie before its other
+ * threads have finished their in-flight system calls. So every task must be a zombie.
+ */
 function isZombie(pid: number): boolean {
-  const state = process.platform === 'linux' ? readLinuxStat(pid)?.[0] : undefined
-  return state === 'Z' || state === 'X'
+  if (process.platform !== 'linux' || !isGone(readLinuxStat(pid)?.[0])) return false
+  let tasks: string[]
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' // reaped meanwhile; else can't tell: alive
+  }
+  return tasks.every((tid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1')
+      return isGone(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0])
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT' // that thread is gone
+    }
+  })
+}
+
+/** The inode number of the initial (host) PID namespace on Linux (PROC_PID_INIT_INO, fixed since 3.8). */
+const INITIAL_PID_NAMESPACE = 'pid:[4026531836]'
+
+/**
+ * True where a bare PID means one process for everyone who may read it: in Linux's initial
+ * (host) PID namespace, or on an OS without PID namespaces. In a container (another PID
+ * namespace) a PID may equal one in a sibling container sharing the volume, so it is false.
+ * Unknown (no /proc on Linux): false, the safe answer.
+ */
+export function inInitialPidNamespace(): boolean {
+  if (process.platform !== 'linux') return true
+  return selfIdentity().pidNamespace === INITIAL_PID_NAMESPACE
+}
+
+/**
+ * True if a descriptor of this process refers to the file `stats` describes (same dev and
+ * inode). A held PidLock keeps its lock file open, so this answers "does this process hold
+ * that lock file?" for every thread (workers share the descriptor table) and every copy of
+ * exitguard loaded (ESM and CommonJS), and whatever path the file was reached by. Cannot tell
+ * (no /proc/self/fd or /dev/fd): true, so the file counts as held (fail closed).
+ */
+export function openInThisProcess(stats: { dev: number; ino: number }): boolean {
+  let fds: string[]
+  try {
+    fds = readdirSync(process.platform === 'linux' ? '/proc/self/fd' : '/dev/fd')
+  } catch {
+    return true
+  }
+  for (const fd of fds) {
+    try {
+      const st = fstatSync(Number(fd))
+      if (st.ino === stats.ino && st.dev === stats.dev) return true
+    } catch {
+      // closed meanwhile (e.g. the descriptor readdir itself used)
+    }
+  }
+  return false
 }
 
 /** Milliseconds since the epoch when `pid` started, where the OS tells (Linux), else null. */

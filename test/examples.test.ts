@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { root, runNode, startNode } from './helpers/child.js'
+import { makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 
 const example = (name: string) => join(root, 'examples', name)
 
@@ -34,5 +35,33 @@ describe('examples run as the README says', () => {
     const r = await child.done
     expect(r.signal).toBe('SIGINT')
     expect(r.stdout).toContain('closed the database')
+  })
+
+  it.skipIf(process.platform !== 'linux')('daemon.sh: start, start again, status, restart, stop, as an init script', async () => {
+    const tmp = makeTempDir()
+    const env = { EXITGUARD: `${process.execPath} ${join(root, 'dist/esm/bin.js')}`, PIDFILE: join(tmp.dir, 'demo.pid'), LOG: join(tmp.dir, 'demo.log') }
+    const action = (name: string) => startCommand('sh', [example('daemon.sh'), name], { env }).done
+    try {
+      expect(await action('status')).toMatchObject({ code: 3 })
+      const started = await action('start')
+      expect(started, started.stderr).toMatchObject({ code: 0 })
+      const pid = Number(readFileSync(env.PIDFILE, 'utf8').split('\n')[0])
+      expect(started.stdout).toContain(`started: PID ${pid} (sh -c trap`)
+      const again = await action('start') // LSB: already running is success
+      expect(again.code).toBe(0)
+      expect(again.stderr).toContain(`already running: PID ${pid}`)
+      expect(await action('status')).toMatchObject({ code: 0 })
+      const restarted = await action('restart')
+      expect(restarted.code).toBe(0)
+      expect(restarted.stdout).toMatch(new RegExp(`^stopped: PID ${pid} ended \\d+ ms after SIGTERM\n`))
+      expect(await action('stop')).toMatchObject({ code: 0 })
+      expect(await action('status')).toMatchObject({ code: 3 })
+      expect(await action('stop')).toMatchObject({ code: 0 })
+      // The daemon's trap ran on each SIGTERM, so stop let it end on its own.
+      expect(readFileSync(env.LOG, 'utf8').match(/stopping on SIGTERM/g)).toHaveLength(2)
+    } finally {
+      await action('stop')
+      tmp.cleanup()
+    }
   })
 })

@@ -8,7 +8,7 @@ test('file lock types', () => {
   expectTypeOf<FileLock['path']>().toEqualTypeOf<string>()
   expectTypeOf<FileLock>().toMatchTypeOf<Disposable & AsyncDisposable>()
   expectTypeOf<FileLockHeldError>().toMatchTypeOf<LockHeldError>()
-  expectTypeOf<FileLockHeldError['owner']>().toEqualTypeOf<LockOwner>()
+  expectTypeOf<FileLockHeldError['owner']>().toEqualTypeOf<LockOwner<null>>()
   expectTypeOf<FileLockHeldError['lastRefreshedAt']>().toEqualTypeOf<Date | null>()
   // @ts-expect-error the sync face takes no AbortSignal
   acquireFileLockSync('x', { signal: AbortSignal.abort() })

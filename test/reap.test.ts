@@ -125,6 +125,29 @@ describe('reapOrphans and PID lock files', () => {
   })
 })
 
+describe('reapOrphans and pidOnly waiters (issue 9: 16)', () => {
+  const lockChild = join(fixtures, 'pid-lock.mjs')
+
+  it("removes a SIGKILLed pidOnly waiter's private file, and leaves a live waiter's and the bare PID lock", async () => {
+    const lock = join(dir, 'app.pid')
+    const holder = startNode(lockChild, ['hold', lock, '{"pidOnly":true}'])
+    children.push(holder)
+    await holder.waitFor('ready')
+    const waiters = [0, 1].map(() => startNode(lockChild, ['try', lock, '{"pidOnly":true,"wait":60000}']))
+    children.push(...waiters)
+    // A waiter's private record: `.app.pid.<token>.new`, holding its bare PID.
+    const privateOf = (pid: number) => readdirSync(dir).find((n) => n.endsWith('.new') && readFileSync(join(dir, n), 'utf8') === `${pid}\n`)
+    for (let i = 0; i < 2000 && !waiters.every((w) => privateOf(w.pid)); i++) await new Promise((r) => setTimeout(r, 5))
+    const [killed, live] = waiters as [RunningChild, RunningChild]
+    const leftover = privateOf(killed.pid)!
+    expect(leftover).toMatch(/^\.app\.pid\.[0-9a-f]{32}\.new$/)
+    killed.child.kill('SIGKILL')
+    await killed.done
+    expect(reapOrphans({ dir })).toEqual([{ path: join(dir, leftover), kind: 'pid-lock', reason: `no process has PID ${killed.pid}` }])
+    expect(readdirSync(dir).sort()).toEqual([privateOf(live.pid), 'app.pid'].sort())
+  })
+})
+
 describe('reapOrphans and what the caller kept', () => {
   it('never removes a keep() or keep: true entry of a process that has ended', async () => {
     const script = join(dir, 'keeper.mjs')
@@ -152,6 +175,25 @@ describe('reapOrphans never breaks a claim that is still in use', () => {
     // The lock itself is reaped through the takeover protocol, which uses the claim up.
     expect(reaped.map((r) => basename(r.path))).toEqual(['app.pid'])
     expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+describe('reapOrphans removes claims only through the takeover protocol (issue 9, suspicion 1)', () => {
+  it("leaves a dead claim alone while a live taker is breaking it, instead of deleting the taker's file mid-way", async () => {
+    const rec = (pid: number, token: string, startTime: string | null = null) =>
+      `${pid}\n${JSON.stringify({ exitguard: 1, pid, hostname: hostname(), startTime, bootId: null, createdAt: new Date().toISOString(), command: 'x', data: null, token })}\n`
+    const ownStart = readFileSync('/proc/self/stat', 'latin1').split(') ')[1]!.split(' ')[19]!
+    // A dead holder X; a dead taker B's claim on X; a dead taker C's claim on B; and a live taker
+    // (this process) that has won the claim on C and is about to rename it over C's claim.
+    const files = {
+      'app.pid': rec(await deadPid(), 'X'),
+      'app.pid.break.tX': rec(await deadPid(), 'B'),
+      'app.pid.break.tB': rec(await deadPid(), 'C'),
+      'app.pid.break.tC': rec(process.pid, 'T', ownStart),
+    }
+    for (const [name, body] of Object.entries(files)) writeFileSync(join(dir, name), body)
+    expect(reapOrphans({ dir })).toEqual([])
+    for (const [name, body] of Object.entries(files)) expect(readFileSync(join(dir, name), 'utf8'), name).toBe(body)
   })
 })
 

@@ -1,4 +1,5 @@
 import { constants as osConstants } from 'node:os'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 
 /**
  * Exit codes of the `exitguard` command. Lock contention and usage follow
@@ -50,4 +51,24 @@ export interface Outcome {
 /** Death by `signal`; `code` is what a shell would report (128 + its number), used if re-raising fails. */
 export function signalled(signal: NodeJS.Signals): Outcome {
   return { code: EX.signalBase + (osConstants.signals[signal] ?? 0), signal }
+}
+
+/** A bad command line for `command` (empty for the program itself); the CLI prints it and exits 64. */
+export class UsageError extends Error {
+  constructor(
+    readonly command: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** parseArgs with its errors (unknown option, missing value) turned into usage errors for `command`. */
+export function parse<T extends ParseArgsConfig>(command: string, config: T): ReturnType<typeof parseArgs<T & { strict: true }>> {
+  try {
+    return parseArgs({ ...config, strict: true })
+  } catch (err) {
+    // parseArgs's messages already say what was wrong, e.g. "Unknown option '--x'".
+    throw new UsageError(command, (err as Error).message.replace(/\. To specify a positional argument.*$/s, '.'))
+  }
 }

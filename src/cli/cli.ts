@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { resolve } from 'node:path'
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { EX, type CliIo, type Outcome } from './cli-common.js'
+import { EX, parse, UsageError, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
+import { daemonCommand } from './cli-daemon.js'
+import { lsbStatus } from '../daemon/lsb-status.js'
 import { describeOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
 import { reapOrphans } from '../temp/reap.js'
@@ -17,6 +18,9 @@ Commands:
   run      run a command while holding a lock (one instance at a time)
   status   tell whether a lock file is free, held or stale
   reap     remove temp files, dirs and locks left by dead exitguard processes
+  start    start a daemon in the background, holding a lock in its own name
+  stop     stop the verified holder of a lock (never a reused PID)
+  wait     wait until a lock is free
 
 Options:
   -h, --help     show this help (or a command's: exitguard run --help)
@@ -46,13 +50,16 @@ Exit codes:
   73   the lock file or temp dir could not be created (directory missing, permission, EISDIR)
   126  COMMAND not executable    127  COMMAND not found    71  COMMAND could not be started
 `,
-  status: `Usage: exitguard status PATH [--json]
+  status: `Usage: exitguard status PATH [--json] [--lsb]
 
 Tells whether the lock file PATH is free, held (and by whom) or stale (its holder
 is provably dead; the next run takes it over). Changes nothing.
 
 Options:
   --json      print {"path","state","owner","reason","foreign"} as JSON on stdout
+  --lsb       exit with LSB init-script status codes instead: 0 running, 1 dead but
+              the PID file exists, 3 not running, 4 unknown (unreadable, another host);
+              with --json: {"path","lsb","line","owner"}
   -h, --help  show this help
 
 Exit codes: 0 free, 1 held, 2 stale, 64 bad usage, 66 PATH can't be read
@@ -104,6 +111,10 @@ export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcom
         return done(status(rest, io))
       case 'reap':
         return done(reap(rest, io))
+      case 'start':
+      case 'stop':
+      case 'wait':
+        return await daemonCommand(command, rest, io)
       default:
         return done(top(argv, io))
     }
@@ -117,27 +128,8 @@ export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcom
   }
 }
 
-class UsageError extends Error {
-  constructor(
-    readonly command: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 function done(code: number): Outcome {
   return { code, signal: null }
-}
-
-/** parseArgs with its errors (unknown option, missing value) turned into usage errors for `command`. */
-function parse<T extends ParseArgsConfig>(command: string, config: T) {
-  try {
-    return parseArgs({ ...config, strict: true })
-  } catch (err) {
-    // parseArgs's messages already say what was wrong, e.g. "Unknown option '--x'".
-    throw new UsageError(command, (err as Error).message.replace(/\. To specify a positional argument.*$/s, '.'))
-  }
 }
 
 function top(argv: string[], io: CliIo): number {
@@ -146,7 +138,7 @@ function top(argv: string[], io: CliIo): number {
     allowPositionals: true,
     options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
   })
-  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status and reap`)
+  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status, reap, start, stop and wait`)
   if (values.version) {
     io.stdout(`${version()}\n`)
     return EX.OK
@@ -155,7 +147,7 @@ function top(argv: string[], io: CliIo): number {
     io.stdout(HELP.main)
     return EX.OK
   }
-  throw new UsageError('', 'a command is missing; the commands are run, status and reap')
+  throw new UsageError('', 'a command is missing; the commands are run, status, reap, start, stop and wait')
 }
 
 async function run(argv: string[], io: CliIo): Promise<Outcome> {
@@ -228,7 +220,7 @@ function status(argv: string[], io: CliIo): number {
   const { values, positionals } = parse('status', {
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { json: { type: 'boolean' }, lsb: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   })
   if (values.help) {
     io.stdout(HELP.status)
@@ -237,6 +229,11 @@ function status(argv: string[], io: CliIo): number {
   if (positionals.length !== 1) throw new UsageError('status', positionals.length === 0 ? 'the lock file PATH is missing' : 'give exactly one lock file PATH')
   const path = resolve(positionals[0]!)
   if (path === '' || isPgUrl(positionals[0]!)) throw new UsageError('status', 'status reads lock files; for a PostgreSQL lock, look in pg_locks')
+  if (values.lsb) {
+    const lsb = lsbStatus(path)
+    io.stdout(values.json ? JSON.stringify({ path, lsb: lsb.code, line: lsb.line, owner: lsb.owner }) + '\n' : `${lsb.line}\n`)
+    return lsb.code
+  }
   let result: ReturnType<typeof readPidLock>
   try {
     result = readPidLock(path)

@@ -180,7 +180,7 @@ export function registered(): RegisteredHandler[] {
  * @example
  * configure({ asyncTimeout: 10_000 }) // give async cleanup 10 s on Ctrl-C
  */
-export function configure(options: Partial<ExitOptions> = {}): ExitOptions {
+export function configure(options: { asyncTimeout?: number | undefined } = {}): ExitOptions {
   const { asyncTimeout } = options
   if (asyncTimeout !== undefined) {
     if (typeof asyncTimeout !== 'number' || !(asyncTimeout >= 0) || asyncTimeout > 2 ** 31 - 1) {

@@ -4,6 +4,7 @@ import type * as Lockfile from 'proper-lockfile'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
+import type { AbortSignalLike } from '../abort-signal-like.js'
 import { lazyModule } from '../require-lazily.cjs'
 
 /** proper-lockfile, loaded on first use: loading it installs exit handlers. */
@@ -12,32 +13,32 @@ const lockfile = lazyModule<typeof Lockfile>('proper-lockfile')
 /** Options of `acquireFileLock` and `acquireFileLockSync`. */
 export interface FileLockOptions {
   /** Milliseconds to wait for a held lock; 0 (the default) fails at once; `Infinity` waits for ever. */
-  wait?: number
+  wait?: number | undefined
   /**
    * A lock directory not refreshed for this many ms counts as abandoned and is taken over.
    * Default 10000; at least 2000 (proper-lockfile's floor: smaller values are refused, not silently raised).
    */
-  stale?: number
+  stale?: number | undefined
   /** How often the holder refreshes the lock directory's mtime. Default `stale / 2`; between 1000 and `stale / 2`. */
-  update?: number
+  update?: number | undefined
   /** Where the lock directory goes. Default `<path>.lock`, next to the resource. Relative paths are resolved now. */
-  lockfilePath?: string
+  lockfilePath?: string | undefined
   /**
    * Refuse (code `ENOENT`) to lock a resource that does not exist. Default false: a lock is on a
    * name, so a cache directory or output file can be locked before it is created.
    */
-  mustExist?: boolean
+  mustExist?: boolean | undefined
   /**
    * Called (never thrown) if the lock is lost while held: its directory was deleted, or refreshed
    * by someone else, or could not be refreshed within `stale`. Default: a warning on stderr.
    */
-  onCompromised?: (err: LockCompromisedError) => void
+  onCompromised?: ((err: LockCompromisedError) => void) | undefined
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
 export interface FileLockAsyncOptions extends FileLockOptions {
   /** Aborts the wait; the promise rejects with `signal.reason`. */
-  signal?: AbortSignal
+  signal?: AbortSignalLike | undefined
 }
 
 const defaults = { wait: 0, stale: 10_000, mustExist: false }
@@ -51,7 +52,7 @@ const POLL_MS = 25
  * The owner in a `FileLockHeldError`: proper-lockfile writes no owner record (its lock is an empty
  * directory), so every field is a placeholder; `pid` 0 means "unknown".
  */
-const UNKNOWN_OWNER: LockOwner = Object.freeze({
+const UNKNOWN_OWNER: LockOwner<null> = Object.freeze({
   pid: 0,
   hostname: 'unknown',
   startTime: null,
@@ -69,7 +70,7 @@ const UNKNOWN_OWNER: LockOwner = Object.freeze({
  * @example
  * catch (err) { if (err instanceof FileLockHeldError) console.error(`last refreshed ${err.lastRefreshedAt?.toISOString()}`) }
  */
-export class FileLockHeldError extends LockHeldError {
+export class FileLockHeldError extends LockHeldError<null> {
   /** The lock directory. */
   readonly lockfilePath: string
   /** Its mtime when we looked, or null if it vanished meanwhile. */
@@ -88,7 +89,7 @@ export class FileLockHeldError extends LockHeldError {
  * @example
  * catch (err) { if (err instanceof FileLockTimeoutError) console.error(err.message) }
  */
-export class FileLockTimeoutError extends LockTimeoutError {
+export class FileLockTimeoutError extends LockTimeoutError<null> {
   readonly lockfilePath: string
   readonly lastRefreshedAt: Date | null
 

@@ -2,54 +2,57 @@ import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 
 import { basename } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
-import { judgeOwner, readBootTime, readStartedAt, selfIdentity, type LockOwner } from '../owner.js'
+import { inInitialPidNamespace, judgeOwner, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`
- * and systemd's `PIDFile=` keep working; the second line is the owner record as JSON.
+ * and systemd's `PIDFile=` keep working; the second is the owner record as JSON.
  *
  *     4242
  *     {"exitguard":1,"pid":4242,"hostname":"web-1","startTime":"81234","bootId":"…","createdAt":"…","command":"…","data":null,"token":"…"}
+ *
+ * Version rule: adding an optional field keeps version 1 (readers ignore fields they don't
+ * know). A change an old reader would misjudge bumps the version, and a reader never judges
+ * a record of a version it doesn't know: such a lock is held, never stale (docs/lock-rules.md).
  */
 export const RECORD_VERSION = 1
 
-/** The most we ever read of a lock file: a record is far smaller, and a huge file is not read whole. */
-const MAX_READ = 8192
-/** The most `data` may take as JSON, so a record always fits in MAX_READ. */
+/** The most we ever read of a lock file, and so the most a record we write may take. */
+export const MAX_RECORD = 8192
+/** The most `data` may take as JSON. */
 const MAX_DATA = 4096
+/** The most characters of `command` a record keeps (longer ones are shortened with "..."). */
+export const MAX_COMMAND = 256
 const MAX_PID = 2 ** 31 - 1
-
-const CLOCK_SLACK = 30_000
-
-/**
- * Lock paths held by PidLocks of this process, so a bare PID equal to ours can be judged.
- * Counted: a lock found lost may still be unreleased when the path is taken again.
- */
-const held = new Map<string, number>()
-export const heldHere = {
-  add: (path: string): void => void held.set(path, (held.get(path) ?? 0) + 1),
-  delete: (path: string): void => {
-    const n = (held.get(path) ?? 1) - 1
-    if (n > 0) held.set(path, n)
-    else held.delete(path)
-  },
-  has: (path: string): boolean => held.has(path),
-}
 
 /** What was found at a lock path, read once through a descriptor that never follows a symlink. */
 export interface Snapshot {
   path: string
   /** Identifies this record and no other: its token, or for a bare PID file its inode and mtime. */
   id: string
-  /** 'record': ours, whole; 'pid': a bare PID (pidOnly or another tool's PID file); 'invalid': unreadable. */
-  kind: 'record' | 'pid' | 'invalid'
+  /**
+   * 'record': ours, whole; 'pid': a bare PID (pidOnly or another tool's PID file); 'unknown': an
+   * exitguard record this version can't read (a newer version, or longer than MAX_RECORD), never
+   * judged; 'invalid': unreadable (empty, garbage).
+   */
+  kind: 'record' | 'pid' | 'unknown' | 'invalid'
   owner: LockOwner
   stats: Stats
 }
 
-/** Makes this process's owner record for one acquisition. */
-export function makeOwner(data: unknown, command: string | undefined): LockOwner {
-  const me = selfIdentity()
+/**
+ * @internal An acquire option (symbol-keyed, so not part of the public options type) that
+ * writes the record for another process of this host and namespace: `exitguard start` takes
+ * the lock on behalf of its gated child, which then holds it for as long as it lives.
+ */
+export const holderOption = Symbol('exitguard.holder')
+
+/**
+ * Makes the owner record for one acquisition: this process's, or `holder`'s (see holderOption).
+ * `dataJson` comes from `serialiseData`.
+ */
+export function makeOwner(dataJson: string | undefined, command: string | undefined, holder?: ProcessIdentity): LockOwner {
+  const me = holder ?? selfIdentity()
   return {
     pid: me.pid,
     hostname: me.hostname,
@@ -57,23 +60,36 @@ export function makeOwner(data: unknown, command: string | undefined): LockOwner
     bootId: me.bootId,
     pidNamespace: me.pidNamespace ?? null,
     createdAt: new Date().toISOString(),
-    command: command ?? defaultCommand(),
-    data: data === undefined ? null : data,
+    command: command === undefined ? defaultCommand() : shorten(command),
+    // A plain copy of what was checked: a toJSON() can't answer differently when the record is written.
+    data: dataJson === undefined ? null : JSON.parse(dataJson),
     // Unique per acquisition, and safe in a file name (claims are named after it).
     // randomUUID draws from a cached entropy pool: a tenth of randomBytes' cost here.
     token: randomUUID().replaceAll('-', ''),
   }
 }
 
-/** The file body for `owner`; with `pidOnly`, the bare PID alone. */
+/**
+ * The file body for `owner`; with `pidOnly`, the bare PID alone. Throws if the record would
+ * exceed MAX_RECORD: a reader sees only that much, and must never take a live holder's
+ * too-long record for garbage.
+ */
 export function formatRecord(owner: LockOwner, pidOnly: boolean): string {
   if (pidOnly) return `${owner.pid}\n`
-  return `${owner.pid}\n{"exitguard":${RECORD_VERSION},${JSON.stringify(owner).slice(1)}\n`
+  const record = `${owner.pid}\n{"exitguard":${RECORD_VERSION},${JSON.stringify(owner).slice(1)}\n`
+  const bytes = Buffer.byteLength(record)
+  if (bytes > MAX_RECORD) {
+    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The lock record would take ${bytes} bytes, more than the ${MAX_RECORD} a reader reads; shorten "data" or "command".`)
+  }
+  return record
 }
 
-/** Rejects `data` that is not JSON or too large to keep every record small. */
-export function checkData(data: unknown): void {
-  if (data === undefined) return
+/**
+ * Serialises `data` once, rejecting what is not JSON or too large. The record is made from
+ * this JSON, never from `data` again.
+ */
+export function serialiseData(data: unknown): string | undefined {
+  if (data === undefined) return undefined
   let json: string | undefined
   try {
     json = JSON.stringify(data)
@@ -82,6 +98,7 @@ export function checkData(data: unknown): void {
   }
   if (json === undefined) throw invalidArgValue('data', data, 'must be JSON-serialisable')
   if (Buffer.byteLength(json) > MAX_DATA) throw invalidArgValue('data', data, `must be at most ${MAX_DATA} bytes as JSON`)
+  return json
 }
 
 /**
@@ -109,18 +126,17 @@ export function readSnapshot(path: string): Snapshot | null {
     if (!stats.isFile()) {
       throw new ExitguardError('ENOTFILE', `The lock path ${path} is not a regular file (a device, socket or FIFO); exitguard will not use it.`, { path })
     }
-    const buffer = Buffer.alloc(Math.min(MAX_READ, Math.max(stats.size, 1)))
+    const buffer = Buffer.alloc(Math.min(MAX_RECORD + 1, Math.max(stats.size, 1)))
     const length = stats.size === 0 ? 0 : readSync(fd, buffer, 0, buffer.length, 0)
-    return parseRecord(path, buffer.subarray(0, length), stats, stats.size > MAX_READ)
+    return parseRecord(path, buffer.subarray(0, length), stats, length > MAX_RECORD)
   } finally {
     closeSync(fd)
   }
 }
 
-function parseRecord(path: string, bytes: Buffer, stats: Stats, truncated: boolean): Snapshot {
+function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean): Snapshot {
   const fileId = `i${stats.ino}m${Math.round(stats.mtimeMs * 1000)}`
   const invalid = (): Snapshot => ({ path, id: fileId, kind: 'invalid', owner: placeholderOwner(0, stats), stats })
-  if (truncated) return invalid()
   const text = bytes.toString('utf8')
   const newline = text.indexOf('\n')
   const first = (newline === -1 ? text : text.slice(0, newline)).trim()
@@ -128,6 +144,9 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, truncated: boole
   const pid = Number(first)
   if (pid < 1 || pid > MAX_PID) return invalid()
   const rest = newline === -1 ? '' : text.slice(newline + 1).trim()
+  const unknown = (owner: LockOwner): Snapshot => ({ path, id: fileId, kind: 'unknown', owner, stats })
+  // A PID, then an exitguard record too long to read whole: someone's record, never garbage.
+  if (tooLong) return rest.startsWith('{"exitguard":') ? unknown(placeholderOwner(pid, stats)) : invalid()
   if (rest === '') return { path, id: fileId, kind: 'pid', owner: placeholderOwner(pid, stats), stats }
   let record: Partial<LockOwner> & { exitguard?: unknown }
   try {
@@ -135,8 +154,17 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, truncated: boole
   } catch {
     return invalid()
   }
+  if (record === null || typeof record !== 'object') return invalid()
+  // A version this reader doesn't know may mean something it would misjudge: never judge it.
+  if (Number.isSafeInteger(record.exitguard) && (record.exitguard as number) > RECORD_VERSION) {
+    const shown = placeholderOwner(pid, stats)
+    if (typeof record.hostname === 'string') shown.hostname = record.hostname
+    if (typeof record.createdAt === 'string') shown.createdAt = record.createdAt
+    if (typeof record.command === 'string') shown.command = shorten(record.command)
+    return unknown(shown)
+  }
   if (
-    record === null || typeof record !== 'object' || record.exitguard !== RECORD_VERSION || record.pid !== pid ||
+    record.exitguard !== RECORD_VERSION || record.pid !== pid ||
     typeof record.hostname !== 'string' || typeof record.token !== 'string' || !/^[\w-]{1,64}$/.test(record.token) ||
     typeof record.createdAt !== 'string'
   ) {
@@ -177,16 +205,18 @@ export interface SnapshotVerdict {
 }
 
 /**
- * Proof of death for what a snapshot holds. A full record: `judgeOwner`.
- * A bare PID: the file's mtime stands in for the start time (a process that
- * started after the file was written cannot have written it). Unreadable: dead
- * only once older than `unreadableGrace`, since a person may be mid-edit.
+ * Proof of death for what a snapshot holds. A full record: `judgeOwner`. An unreadable
+ * file: dead only once older than `unreadableGrace`, since a person may be mid-edit. A
+ * record this version can't read: never. A bare PID: see `judgeBarePid`.
  */
 export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): SnapshotVerdict {
   const { owner, stats } = snapshot
   if (snapshot.kind === 'record') {
     const verdict = judgeOwner(owner)
     return { dead: !verdict.alive, reason: verdict.reason, foreign: verdict.foreign }
+  }
+  if (snapshot.kind === 'unknown') {
+    return { dead: false, foreign: false, reason: `the lock file holds an exitguard record this version can't read (written by a newer version, or longer than ${MAX_RECORD} bytes), so PID ${owner.pid} can't be checked` }
   }
   if (snapshot.kind === 'invalid') {
     const age = Date.now() - stats.mtimeMs
@@ -195,33 +225,53 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
       ? { dead: true, foreign: false, reason: `the lock file holds no valid record and is ${Math.round(age)} ms old` }
       : { dead: false, foreign: false, reason: `the lock file holds no valid record yet (younger than ${unreadableGrace} ms)` }
   }
-  // A bare PID: our own PID in a file no lock of this process holds was written by an
-  // earlier process with this PID (the container case: the app is PID 1 on every run).
-  if (owner.pid === process.pid && !heldHere.has(snapshot.path)) {
-    return { dead: true, foreign: false, reason: `PID ${owner.pid} is this process, which does not hold the lock: an earlier process had this PID (PID reused)` }
-  }
-  // Otherwise the file's mtime stands in for a start time. It comes from the file system's clock
-  // and boot time from ours now: 30 s of slack keeps a clock step or an NFS server's skew from
-  // making a live holder look dead (failing safe: a reuse within 30 s is judged alive).
-  const bootTime = readBootTime()
-  if (bootTime !== null && stats.mtimeMs < bootTime - CLOCK_SLACK) {
-    return { dead: true, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
-  }
-  const byPid = judgeOwner({ pid: owner.pid, hostname: owner.hostname, startTime: null, bootId: null })
-  if (!byPid.alive) return { dead: true, foreign: false, reason: byPid.reason }
-  const startedAt = readStartedAt(owner.pid)
-  if (startedAt !== null && startedAt > stats.mtimeMs + CLOCK_SLACK) {
-    return { dead: true, foreign: false, reason: `PID ${owner.pid} now belongs to a process started after the lock was written (PID reused)` }
-  }
-  return { dead: false, foreign: false, reason: `PID ${owner.pid} is running` }
+  return judgeBarePid(owner.pid, stats)
 }
 
+/**
+ * A bare PID file has no start time, boot id or namespace; only what needs none of them
+ * proves death:
+ * - our own PID in a file no descriptor of this process has open: an earlier process with
+ *   our PID wrote it (a held PidLock keeps its file open, in whatever thread or copy);
+ * - no process has the PID, or it is a zombie.
+ * No clock is consulted: the file's mtime against a start time derived from the boot time
+ * turns a live holder "dead" after a forward clock step, so a reused PID counts as alive.
+ * Outside the initial PID namespace (a container) the PID may be a sibling container's, so
+ * nothing is judged: the file counts as foreign.
+ */
+function judgeBarePid(pid: number, stats: Stats): SnapshotVerdict {
+  if (pid === process.pid && openInThisProcess(stats)) {
+    return { dead: false, foreign: false, reason: `PID ${pid} is this process, which holds the lock` }
+  }
+  if (!inInitialPidNamespace()) {
+    return { dead: false, foreign: true, reason: `held by PID ${pid} in a bare PID file, which names no PID namespace; this process runs in a PID namespace other than the host's (a container), so it can't be checked from here` }
+  }
+  if (pid === process.pid) {
+    return { dead: true, foreign: false, reason: `PID ${pid} is this process, which does not hold the lock: an earlier process had this PID (PID reused)` }
+  }
+  const byPid = judgeOwner({ pid, hostname: selfIdentity().hostname, startTime: null, bootId: null })
+  if (!byPid.alive) return { dead: true, foreign: false, reason: byPid.reason }
+  return { dead: false, foreign: false, reason: `PID ${pid} is running` }
+}
+
+/**
+ * True if the snapshot is a lock held by this very process (in any thread, through any
+ * copy of exitguard): our record (PID and start time), or a bare PID file we have open.
+ */
+export function heldByThisProcess(snapshot: Snapshot): boolean {
+  const me = selfIdentity()
+  if (snapshot.owner.pid !== me.pid) return false
+  if (snapshot.kind === 'pid') return openInThisProcess(snapshot.stats)
+  return snapshot.kind === 'record' && snapshot.owner.hostname === me.hostname && snapshot.owner.startTime === me.startTime &&
+    (snapshot.owner.pidNamespace ?? null) === (me.pidNamespace ?? null)
+}
+
+function shorten(command: string): string {
+  return command.length > MAX_COMMAND ? command.slice(0, MAX_COMMAND - 3) + '...' : command
+}
 
 let commandCache: string | undefined
 function defaultCommand(): string {
-  if (commandCache === undefined) {
-    const command = [basename(process.argv0), ...process.argv.slice(1)].join(' ')
-    commandCache = command.length > 200 ? command.slice(0, 197) + '...' : command
-  }
+  commandCache ??= shorten([basename(process.argv0), ...process.argv.slice(1)].join(' '))
   return commandCache
 }

@@ -3,6 +3,7 @@ import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, 
 import { warn } from './lock-guard.js'
 import { describeOwner, selfIdentity, type LockOwner } from '../owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
+import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry, onExit, type Registration } from '../exit/registry.js'
 
 /**
@@ -30,24 +31,24 @@ export interface PgClientLike {
  * @example
  * const options: PgLockOptions = { connectionString: 'postgres://app@db/app', wait: 30_000, data: { release: 'v42' } }
  */
-export interface PgLockOptions {
+export interface PgLockOptions<D = unknown> {
   /** e.g. `postgres://app@db.internal:5432/app`; a connection is opened for the lock and closed on release. */
-  connectionString?: string
+  connectionString?: string | undefined
   /**
    * An already connected, dedicated `pg.Client` (not a `Pool` or a pool's client:
    * a session lock lives on one connection). It is left open on release.
    */
-  client?: PgClientLike
+  client?: PgClientLike | undefined
   /** Milliseconds to wait for the lock; 0 (default) fails at once, `Infinity` waits forever. */
-  wait?: number
+  wait?: number | undefined
   /** Aborts the wait; the promise then rejects with `signal.reason`. */
-  signal?: AbortSignal
+  signal?: AbortSignalLike | undefined
   /** Any JSON value, shown to processes that find the lock held (e.g. a deploy id). */
-  data?: unknown
+  data?: D | undefined
   /** Called (never thrown) if the connection is lost while the lock is held: the server has then dropped the lock. */
-  onCompromised?: (err: LockCompromisedError) => void
+  onCompromised?: ((err: LockCompromisedError) => void) | undefined
   /** The command shown to processes that find the lock held; defaults to this process's command line. */
-  command?: string
+  command?: string | undefined
 }
 
 /**
@@ -56,7 +57,7 @@ export interface PgLockOptions {
  * @example
  * catch (err) { if (err instanceof LockHeldError) console.error((err.owner as PgLockOwner).backendPid) }
  */
-export interface PgLockOwner extends LockOwner {
+export interface PgLockOwner<D = unknown> extends LockOwner<D> {
   /** The holder's server process (`pg_terminate_backend(backendPid)` ends its session and its lock). */
   backendPid: number
   /** The holder's address as the server sees it, or null (Unix socket, or not visible to our role). */
@@ -72,13 +73,13 @@ export interface PgLockOwner extends LockOwner {
  * const lock: PgLock = await acquirePgLock('nightly-report')
  * try { await report() } finally { await lock.release() }
  */
-export interface PgLock extends AsyncDisposable {
+export interface PgLock<D = unknown> extends AsyncDisposable {
   /** The key it was acquired with. */
   readonly key: string | bigint
   /** The 64-bit advisory lock id (see `pgLockId`). */
   readonly lockId: bigint
   /** Who holds it: this process. */
-  readonly owner: LockOwner
+  readonly owner: LockOwner<D>
   /** True once released, or once lost with the connection. */
   readonly released: boolean
   /** Unlocks with `pg_advisory_unlock`, then closes the connection if exitguard opened it. Idempotent. */
@@ -144,6 +145,7 @@ function loadPg(): Promise<PgModule> {
  * await using lock = await acquirePgLock('migrations', { connectionString: process.env.DATABASE_URL, wait: 60_000 })
  * await migrate() // one instance at a time, across all hosts
  */
+export function acquirePgLock<D = null>(key: string | bigint, options?: PgLockOptions<D>): Promise<PgLock<D>>
 export async function acquirePgLock(key: string | bigint, options: PgLockOptions = {}): Promise<PgLock> {
   const lockId = pgLockId(key)
   const opts = validate(options)

@@ -1,44 +1,82 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
-import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
-import type { LockOwner } from '../owner.js'
+import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
+import { describeOwner, inInitialPidNamespace, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
+import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
 
-/** Options of `acquirePidLock` and `acquirePidLockSync`. */
-export interface PidLockOptions {
+/**
+ * Options of `acquirePidLock` and `acquirePidLockSync`. `D` is the type of `data`. Every option
+ * may be `undefined`, which means its default.
+ */
+export interface PidLockOptions<D = unknown> {
   /** Milliseconds to wait for a held lock; 0 (the default) fails at once; `Infinity` waits for ever. */
-  wait?: number
+  wait?: number | undefined
   /** Stored in the owner record (JSON, at most 4 KiB), e.g. a port, so a second instance can find the first. */
-  data?: unknown
+  data?: D | undefined
   /** Called (never thrown) if the lock file is removed or replaced while held. Default: a warning on stderr. */
-  onCompromised?: (err: LockCompromisedError) => void
-  /** Write the bare PID alone, for tools that read the whole file. Stale detection then uses the file's mtime. */
-  pidOnly?: boolean
+  onCompromised?: ((err: LockCompromisedError) => void) | undefined
+  /**
+   * Write the bare PID alone, for tools that read the whole file. Such a file is stale only when
+   * no process has the PID (or it is a zombie), and it is refused (`EPIDNS`) in a PID namespace
+   * other than the host's, where a bare PID can't be told apart from another container's.
+   */
+  pidOnly?: boolean | undefined
   /** How old an unreadable lock file (empty, garbage) must be before it counts as stale. Default 5000 ms. */
-  unreadableGrace?: number
-  /** How often a held lock checks that its file is still its own. Default 1000 ms; 0 turns it off. */
-  checkInterval?: number
-  /** The command shown to a second instance; defaults to this process's command line. */
-  command?: string
+  unreadableGrace?: number | undefined
+  /** How often a held lock checks that its file is still its own. Default 1000 ms; 0 turns it off; at most 2^31-1. */
+  checkInterval?: number | undefined
+  /** The command shown to a second instance; defaults to this process's command line. Kept to 256 characters. */
+  command?: string | undefined
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
-export interface PidLockAsyncOptions extends PidLockOptions {
+export interface PidLockAsyncOptions<D = unknown> extends PidLockOptions<D> {
   /** Aborts the wait; the promise rejects with `signal.reason`. */
-  signal?: AbortSignal
+  signal?: AbortSignalLike | undefined
 }
 
-/** What `readPidLock` reports. */
-export interface PidLockStatus {
-  state: 'free' | 'held' | 'stale'
-  /** The holder's record, when there is a lock file. */
-  owner?: LockOwner
+/**
+ * What `readPidLock` reports: `free`, or `held`/`stale` with the holder's record. Narrow on
+ * `state`; `held` and `stale` always carry `owner`. `D` is the type you expect its `data` to have.
+ *
+ * @example
+ * const status: PidLockStatus<{ port: number }> = readPidLock('/tmp/app.pid')
+ * if (status.state === 'held') console.log(`PID ${status.owner.pid}, port ${status.owner.data.port}`)
+ */
+export type PidLockStatus<D = unknown> = PidLockFree | PidLockTaken<'held', D> | PidLockTaken<'stale', D>
+
+/**
+ * No lock file: `readPidLock`'s `{ state: 'free' }`.
+ *
+ * @example
+ * const status = readPidLock('/tmp/app.pid')
+ * if (status.state === 'free') console.log('not running') // status is a PidLockFree
+ */
+export interface PidLockFree {
+  state: 'free'
+  owner?: undefined
+  reason?: undefined
+  foreign?: undefined
+}
+
+/**
+ * A lock file and its holder's record: `held` (alive, or on another host) or `stale` (proven dead).
+ *
+ * @example
+ * const status = readPidLock('/tmp/app.pid')
+ * if (status.state === 'stale') console.log(`PID ${status.owner.pid} died: ${status.reason}`) // a PidLockTaken<'stale'>
+ */
+export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D = unknown> {
+  state: S
+  /** The holder's record (for an unreadable file, a placeholder with PID 0). */
+  owner: LockOwner<D>
   /** Why it is held or stale, for people: "PID 4242 is running", "no process has PID 4242". */
-  reason?: string
+  reason: string
   /** The holder is on another host and could not be checked. */
-  foreign?: boolean
+  foreign: boolean
 }
 
 const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
@@ -55,19 +93,20 @@ const POLL_MS = 10
  * alone and reported through `onCompromised`. `released` is true once released
  * (or found lost and then released).
  */
-export class PidLock extends LockGuard {
+export class PidLock<D = unknown> extends LockGuard {
   /** Absolute path of the lock file. */
   readonly path: string
-  /** This process's record, as written in the lock file. */
-  readonly owner: LockOwner
+  /** This process's record, as written in the lock file; `data` is the `data` option (`D`). */
+  readonly owner: LockOwner<D>
   /** The dead holder's record when a stale lock was taken over, else null. */
   readonly tookOverFrom: LockOwner | null
   readonly #fd: number
   readonly #ino: number
   readonly #dev: number
+  #handedOver = false
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
     super(`pid lock ${path}`, options.onCompromised)
     this.path = path
     this.owner = owner
@@ -77,7 +116,6 @@ export class PidLock extends LockGuard {
     this.#ino = file.ino
     this.#dev = file.dev
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
-    heldHere.add(path)
   }
 
   /** @internal Checks the file is still ours; reports once if not. */
@@ -98,14 +136,22 @@ export class PidLock extends LockGuard {
     }
   }
 
+  /**
+   * @internal For `exitguard start`: the record names another process (the daemon), which holds
+   * the lock from now on, for as long as it lives. Stops guarding the file without removing it.
+   */
+  handOver(): void {
+    this.#handedOver = true
+    this.release()
+  }
+
   protected override drop(atExit: boolean): void {
     watchdog.delete(this)
-    heldHere.delete(this.path)
     try {
       const lost = this.compromised ? null : this.#lostBecause()
       if (lost) this.compromise(new LockCompromisedError(this.path, lost))
       // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
-      else if (!this.compromised) unlinkSync(this.path)
+      else if (!this.compromised && !this.#handedOver) unlinkSync(this.path)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
     } finally {
@@ -120,14 +166,16 @@ export class PidLock extends LockGuard {
  * over at once. With `wait`, polls every 10 ms (the sync face cannot watch files).
  *
  * @example
- * using lock = acquirePidLockSync('/tmp/nightly-export.pid')
+ * using lock = acquirePidLockSync('/tmp/nightly-export.pid', { data: { port: 8080 } })
  * // only one export runs; the lock goes when this scope or the process ends
+ * console.log(lock.owner.data.port) // 8080: lock is a PidLock<{ port: number }>
  */
+export function acquirePidLockSync<D = null>(path: string, options?: PidLockOptions<D>): PidLock<D>
 export function acquirePidLockSync(path: string, options: PidLockOptions = {}): PidLock {
   if ((options as PidLockAsyncOptions).signal !== undefined) {
     throw new ExitguardError('ESYNC', 'acquirePidLockSync cannot honour an AbortSignal; use acquirePidLock for an abortable wait.')
   }
-  const opts = validate(path, options)
+  const opts = validate(path, options, true)
   const attempt = new Attempt(opts.path, opts)
   const started = Date.now()
   try {
@@ -150,10 +198,11 @@ export function acquirePidLockSync(path: string, options: PidLockOptions = {}): 
  *
  * @example
  * const lock = await acquirePidLock('/run/user/1000/app.pid', { wait: 5000, data: { port: 8080 } })
- * try { await serve() } finally { lock.release() }
+ * try { await serve(lock.owner.data.port) } finally { lock.release() }
  */
+export function acquirePidLock<D = null>(path: string, options?: PidLockAsyncOptions<D>): Promise<PidLock<D>>
 export async function acquirePidLock(path: string, options: PidLockAsyncOptions = {}): Promise<PidLock> {
-  const opts = validate(path, options)
+  const opts = validate(path, options, true)
   const { signal } = options
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   signal?.throwIfAborted()
@@ -205,9 +254,10 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
  * (with the owner) or `stale` (the owner is provably dead; the next acquire takes it over).
  *
  * @example
- * const { state, owner } = readPidLock('/tmp/app.pid')
- * if (state === 'held') console.log(`running as PID ${owner!.pid}, port ${owner!.data}`)
+ * const status = readPidLock<{ port: number } | null>('/tmp/app.pid')
+ * if (status.state === 'held') console.log(`running as PID ${status.owner.pid}, port ${status.owner.data?.port}`)
  */
+export function readPidLock<D = unknown>(path: string, options?: Pick<PidLockOptions, 'unreadableGrace'>): PidLockStatus<D>
 export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): PidLockStatus {
   const opts = validate(path, options)
   const snapshot = readSnapshot(opts.path)
@@ -225,18 +275,34 @@ export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreada
  * if (reapPidLock('/tmp/app.pid')) console.log('removed a lock left by a crashed run')
  */
 export function reapPidLock(path: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): boolean {
-  const opts = validate(path, { ...options, pidOnly: true })
+  return reapLockAt(path, path, options)
+}
+
+/**
+ * @internal Removes `name`, the lock at `path` or a claim on it (`<path>.break.<id>`), if its
+ * holder is provably dead. It goes through the takeover protocol with a full record: while
+ * our claim stands, no taker in any namespace judges it dead, and a taker that is itself
+ * breaking `name` has the claim we would need, so we never delete a live taker's file.
+ */
+export function reapLockAt(path: string, name: string, options: Pick<PidLockOptions, 'unreadableGrace'> = {}): boolean {
+  const opts = validate(path, { unreadableGrace: options.unreadableGrace }, true)
   const attempt = new Attempt(opts.path, opts)
   try {
-    return attempt.reap()
+    return attempt.reap(resolve(name))
   } finally {
     attempt.close()
   }
 }
 
-type Validated = typeof defaults & PidLockOptions & { path: string }
+type Validated = typeof defaults & PidLockOptions & { path: string; dataJson: string | undefined }
 
-function validate(path: string, options: PidLockOptions): Validated {
+/**
+ * The longest lock file name (bytes) we take: a claim is named `<name>.break.<id>`, with an id
+ * of up to 65 characters, and every such name must fit in the file system's 255.
+ */
+export const MAX_LOCK_NAME = 255 - '.break.'.length - 65
+
+function validate(path: string, options: PidLockOptions, creates = false): Validated {
   if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
   if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
@@ -247,16 +313,29 @@ function validate(path: string, options: PidLockOptions): Validated {
     pidOnly: options.pidOnly ?? defaults.pidOnly,
     unreadableGrace: options.unreadableGrace ?? defaults.unreadableGrace,
     checkInterval: options.checkInterval ?? defaults.checkInterval,
+    dataJson: undefined,
   }
+  if (options.pidOnly !== undefined && typeof options.pidOnly !== 'boolean') throw invalidArgType('pidOnly', 'a boolean', options.pidOnly)
   if (typeof opts.wait !== 'number' || !(opts.wait >= 0)) throw invalidArgValue('wait', opts.wait, 'must be a number of milliseconds >= 0 (or Infinity)')
   for (const name of ['unreadableGrace', 'checkInterval'] as const) {
     if (typeof opts[name] !== 'number' || !(opts[name] >= 0) || !Number.isFinite(opts[name])) {
       throw invalidArgValue(name, opts[name], 'must be a finite number of milliseconds >= 0')
     }
   }
+  // A timer longer than this overflows and fires every millisecond.
+  if (opts.checkInterval > 2 ** 31 - 1) throw invalidArgValue('checkInterval', opts.checkInterval, `must be at most ${2 ** 31 - 1} ms (about 24.8 days)`)
   if (opts.onCompromised !== undefined && typeof opts.onCompromised !== 'function') throw invalidArgType('onCompromised', 'a function', opts.onCompromised)
   if (opts.command !== undefined && typeof opts.command !== 'string') throw invalidArgType('command', 'a string', opts.command)
-  checkData(opts.data)
+  opts.dataJson = serialiseData(opts.data)
+  if (creates) {
+    const bytes = Buffer.byteLength(basename(opts.path))
+    if (bytes > MAX_LOCK_NAME) {
+      throw invalidArgValue('path', path, `has a file name of ${bytes} bytes; a PID lock's name may take at most ${MAX_LOCK_NAME}, leaving room for the names of the claims a takeover creates beside it`)
+    }
+    if (opts.pidOnly && !inInitialPidNamespace()) {
+      throw new ExitguardError('EPIDNS', `pidOnly can't be used for ${opts.path} here: this process runs in a PID namespace other than the host's (a container), and a bare PID names no namespace, so a process in another namespace sharing the directory could judge this live lock stale. Drop pidOnly: the full record names its namespace.`, { path: opts.path })
+    }
+  }
   return opts
 }
 
@@ -270,9 +349,22 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
       ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: ${what}` })
       : new LockHeldError(opts.path, snapshot.owner, { message: what })
   }
-  if (snapshot.owner.pid === process.pid && heldHere.has(opts.path)) {
+  if (snapshot.kind === 'unknown') {
+    const message = `The lock ${opts.path} holds a record this version of exitguard can't read (from a newer version, or longer than 8 KiB), naming PID ${snapshot.owner.pid} on host ${snapshot.owner.hostname}. This version never judges such a holder dead: wait for it to finish, or, if no process holds the lock, remove the file.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
+    // Foreign on this host: another PID namespace (a container), not another host.
+    const message = `The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`
     return opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
       : new LockHeldError(opts.path, snapshot.owner, { message })
@@ -319,7 +411,7 @@ class Attempt {
     // Load the exit hooks before the race, not after winning it: a waiter's hand-off is then
     // a link and a registration, not a module load (measured: 6 ms of a 9 ms hand-off).
     exitRegistry().hook()
-    this.#owner = makeOwner(opts.data, opts.command)
+    this.#owner = makeOwner(opts.dataJson, opts.command, (opts as { [holderOption]?: ProcessIdentity })[holderOption])
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
@@ -341,6 +433,7 @@ class Attempt {
 
   /** One try: returns the lock, or who holds it. */
   try(): PidLock | Held {
+    let busy = 0
     for (let round = 0; ; round++) {
       if (this.#link(this.path)) return this.#won(null)
       const snapshot = readSnapshot(this.path)
@@ -351,21 +444,25 @@ class Attempt {
       if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign }
       const outcome = this.#replaceDead(this.path, snapshot, 0)
       if (outcome === 'won') return this.#won(snapshot)
-      // A live process is taking the dead holder's lock over: it is the one to name.
-      if (outcome !== 'changed') return { snapshot: outcome, foreign: false }
+      // A live process is taking the dead holder's lock over, or reaping it: either is done in
+      // microseconds, so look again a few times; if it is still at it, it is the one to name.
+      if (outcome !== 'changed' && ++busy > 20) return { snapshot: outcome, foreign: false }
     }
   }
 
-  /** Removes the lock file if its holder is provably dead. */
-  reap(): boolean {
-    const snapshot = readSnapshot(this.path)
+  /** Removes `name` (the lock, or a claim on it) if its holder is provably dead. */
+  reap(name: string): boolean {
+    const snapshot = readSnapshot(name)
     if (!snapshot || !judgeSnapshot(snapshot, this.opts.unreadableGrace).dead) return false
-    if (this.#replaceDead(this.path, snapshot, 0) !== 'won') return false
-    // We now hold the lock file (our record): remove it.
+    if (this.#replaceDead(name, snapshot, 0) !== 'won') return false
+    // `name` now holds our live record, which nobody takes over. Remove it only while it is
+    // still our file (we hold it open, so its inode number can't be reused meanwhile).
     try {
-      unlinkSync(this.path)
+      if (this.#isOurs(name)) unlinkSync(name)
+      else return false
     } catch (err) {
-      throw fsError(err, this.path, 'remove the stale lock file')
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw fsError(err, name, 'remove the stale lock file')
     }
     return true
   }
@@ -427,16 +524,24 @@ class Attempt {
         return 'changed'
       }
       renameSync(claim, name)
-      return 'won'
+      // Did we move our own claim? Not if someone removed it and another taker won the name anew.
+      return this.#isOurs(name) ? 'won' : 'changed'
     } catch (err) {
       this.#unlinkIfOurs(claim)
+      // Our claim vanished (removed by hand, or by an older reaper): start over.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'changed'
       throw fsError(err, name, 'take over the stale lock file')
     }
   }
 
+  #isOurs(name: string): boolean {
+    const stats = lstatSync(name, { throwIfNoEntry: false })
+    return stats?.ino === this.#ino && stats.dev === this.#dev
+  }
+
   #unlinkIfOurs(name: string): void {
     try {
-      if (lstatSync(name).ino === this.#ino) unlinkSync(name)
+      if (this.#isOurs(name)) unlinkSync(name)
     } catch {
       // gone already
     }

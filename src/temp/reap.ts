@@ -6,8 +6,8 @@ import { invalidArgType } from '../errors.js'
 import { judgeOwner, type OwnerVerdict } from '../owner.js'
 import { identityOf, removeEntrySync } from './remove-tree.js'
 import { checkNamePart, identityFromTags, parseTempName } from './temp-name.js'
-import { judgeSnapshot, readSnapshot } from '../locks/lock-record.js'
-import { reapPidLock } from '../locks/pid-lock.js'
+import { judgeSnapshot, MAX_RECORD, readSnapshot } from '../locks/lock-record.js'
+import { reapLockAt } from '../locks/pid-lock.js'
 
 const debug = debuglog('exitguard')
 
@@ -19,11 +19,11 @@ const debug = debuglog('exitguard')
  */
 export interface ReapOptions {
   /** The directory to clean. Default `os.tmpdir()`. */
-  dir?: string
+  dir?: string | undefined
   /** Only names that start with this prefix (as given to `tempDir`/`tempFile`). Default: any exitguard name. */
-  prefix?: string
+  prefix?: string | undefined
   /** Only report what would be removed; remove nothing. The same checks run, so the report matches a real run made at that moment. Default false. */
-  dryRun?: boolean
+  dryRun?: boolean | undefined
 }
 
 /**
@@ -41,33 +41,41 @@ export interface ReapedEntry {
   reason: string
 }
 
+/** A waiter's private record: `.<lock name>.<token>.new` (exitguard's tokens are 32 hex digits). */
+const PRIVATE_NAME = /^\..+\.[0-9a-f]{32}\.new$/
+
 /**
  * A PID lock file, or a claim or private file of one, that an exitguard
  * process left: removed only when the file holds a whole exitguard record
- * (never a bare PID or anyone else's file) whose owner is provably dead.
+ * (never a bare PID lock or anyone else's file) whose owner is provably dead,
+ * or is a private file by its name holding a bare PID (a `pidOnly` waiter's) that is dead.
  */
 function reapLockFile(path: string, name: string, prefix: string | undefined, euid: number | undefined, dryRun: boolean): ReapedEntry | null {
   if (prefix !== undefined && !name.startsWith(prefix) && !name.startsWith(`.${prefix}`)) return null
   try {
     const st = lstatSync(path, { throwIfNoEntry: false })
-    // A record is a few hundred bytes: skip anything else without opening it.
-    if (!st?.isFile() || st.size < 20 || st.size > 8192 || (euid !== undefined && st.uid !== euid)) return null
+    const isPrivate = name.startsWith('.') && name.endsWith('.new')
+    // A record is a few hundred bytes, a bare PID a few: skip anything else without opening it.
+    if (!st?.isFile() || st.size < (isPrivate ? 2 : 20) || st.size > MAX_RECORD || (euid !== undefined && st.uid !== euid)) return null
     const snapshot = readSnapshot(path)
-    if (snapshot?.kind !== 'record') return null
+    if (!(snapshot?.kind === 'record' || (snapshot?.kind === 'pid' && PRIVATE_NAME.test(name)))) return null
     const verdict = judgeSnapshot(snapshot, 0)
     if (!verdict.dead) return null
     const entry: ReapedEntry = { path, kind: 'pid-lock', reason: verdict.reason }
-    const claim = /^(.+)\.break\.([\w-]+)$/.exec(name)
-    if (claim || (name.startsWith('.') && name.endsWith('.new'))) {
-      // A dead taker's claim, or a dead process's private record: no protocol ever renames
-      // these into place once their owner is dead, except a claim still naming the record that
-      // is at the lock now; the next taker needs that one (breaking it here could let two in).
-      if (claim && readSnapshot(join(dirname(path), claim[1]!))?.id === claim[2]) return null
+    if (isPrivate) {
+      // A dead process's private record: only its owner (by the token in the name) ever
+      // writes or links that name, so nobody can be using it.
       if (dryRun) return entry
       return unlinkIfSame(path, snapshot.stats.ino) ? entry : null
     }
+    const claim = /^(.+)\.break\.([\w-]+)$/.exec(name)
+    const lock = claim ? join(dirname(path), claim[1]!) : path
+    // A dead taker's claim on the record still at the lock: the next taker needs it (breaking
+    // it here could let two in), and takes the lock over through it.
+    if (claim && readSnapshot(lock)?.id === claim[2]) return null
     if (dryRun) return entry
-    return reapPidLock(path) ? entry : null
+    // Lock or claim, it goes through the takeover protocol: a taker may be breaking it right now.
+    return reapLockAt(lock, path) ? entry : null
   } catch (err) {
     debug('reap: skipped %s: %s', path, (err as Error).message)
     return null

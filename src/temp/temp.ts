@@ -20,21 +20,21 @@ const tmp = lazyModule<typeof Tmp>('tmp')
  */
 export interface TempOptions {
   /** Start of the name; no path separator, `..`, NUL or `exitguard-` (the owner marker). Default `'tmp-'`. */
-  prefix?: string
+  prefix?: string | undefined
   /** End of the name, e.g. `'.json'`; same rules as `prefix`. Default `''`. */
-  postfix?: string
+  postfix?: string | undefined
   /** Parent directory; it must exist. Default `os.tmpdir()`. Symlinks in it are resolved (realpath). */
-  dir?: string
+  dir?: string | undefined
   /** Permission bits, subject to the umask. Default `0o600` for files, `0o700` for dirs. */
-  mode?: number
+  mode?: number | undefined
   /** Create it but don't remove it at exit (`remove()` still works). Default false. */
-  keep?: boolean
+  keep?: boolean | undefined
   /**
    * Before the first creation with this `dir` and `prefix` in this process, run
    * `reapOrphans({ dir, prefix })`: remove leftovers of dead runs. Default false
    * (it reads the whole parent directory once).
    */
-  reap?: boolean
+  reap?: boolean | undefined
 }
 
 /**
@@ -45,7 +45,7 @@ export interface TempOptions {
  */
 export interface TempFileOptions extends TempOptions {
   /** Keep the descriptor open and hand it over as `fd` (closed on removal). Default false: no descriptor is held. */
-  fd?: boolean
+  fd?: boolean | undefined
 }
 
 /**

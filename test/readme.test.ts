@@ -1,0 +1,92 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { acquirePidLockSync } from '../src/index.js'
+import { makeTempDir, root, runNode, startNode } from './helpers/child.js'
+import { makeConsumer, pack, tsc } from './helpers/consumer.js'
+
+/** The fenced blocks of `lang` in the README section that starts with `heading`. */
+function blocks(heading: string, lang: string): string[] {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const start = readme.indexOf(`\n${heading}\n`)
+  if (start < 0) throw new Error(`README.md has no section "${heading}"`)
+  const end = readme.indexOf('\n## ', start + 1)
+  const section = readme.slice(start, end < 0 ? undefined : end)
+  return [...section.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!)
+}
+
+// The quick start as a new user gets it: a fresh ES module project with the README's tsconfig,
+// exitguard installed from the packed tarball, `tsc`, then `node export.js`.
+const tmp = makeTempDir('exitguard-readme-')
+const project = join(tmp.dir, 'project')
+let n = 0
+beforeAll(async () => {
+  mkdirSync(project)
+  makeConsumer(project, { tarball: pack(tmp.dir), type: 'module', nodeTypes: true })
+  const [tsconfig] = blocks('## TypeScript setup', 'json')
+  const code = blocks('## Quick start', 'ts')
+  expect(code).toHaveLength(1)
+  writeFileSync(join(project, 'tsconfig.json'), tsconfig!)
+  writeFileSync(join(project, 'export.ts'), code[0]!)
+  const r = await tsc('typescript', project)
+  expect(r.stdout + r.stderr).toBe('')
+  expect(r.code).toBe(0)
+})
+afterAll(() => tmp.cleanup())
+
+/** A private TMPDIR per run: the quick start puts its lock and temp dir in os.tmpdir(). */
+function tmpdirForTest(): string {
+  const dir = join(tmp.dir, `tmp${n++}`)
+  mkdirSync(dir)
+  return dir
+}
+
+describe('the README quick start, pasted into a fresh project', () => {
+  it('compiles with the README tsconfig, runs on this Node, and leaves nothing behind', async () => {
+    const dir = tmpdirForTest()
+    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^exported to .*export-.* as PID \d+, port 8080\nexport finished or interrupted\n$/)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('the same project also compiles with TypeScript 5.2, the first with `using`', async () => {
+    const r = await tsc('typescript-5.2', project, ['--noEmit'])
+    expect(r.stdout + r.stderr).toBe('')
+    expect(r.code).toBe(0)
+  })
+
+  it('a second instance is told who holds the lock and exits 75', async () => {
+    const dir = tmpdirForTest()
+    using held = acquirePidLockSync(join(dir, 'nightly-export.pid'))
+    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
+    expect(r.code).toBe(75)
+    expect(r.stderr).toContain(`PID ${held.owner.pid}`)
+  })
+
+  it('what a kill -9ed run left is taken over and reaped by the next run', async () => {
+    const dir = tmpdirForTest()
+    writeFileSync(join(project, 'killed.mjs'), [
+      "import { tmpdir } from 'node:os'",
+      "import { join } from 'node:path'",
+      "import { acquirePidLockSync, tempDirSync } from 'exitguard'",
+      "acquirePidLockSync(join(tmpdir(), 'nightly-export.pid'))",
+      "console.log(tempDirSync({ prefix: 'export-' }).path)",
+      "console.log('ready')",
+      'setInterval(() => {}, 1000)',
+    ].join('\n'))
+    const killed = startNode(join(project, 'killed.mjs'), [], { cwd: project, env: { TMPDIR: dir } })
+    await killed.waitFor('ready')
+    const leftover = killed.stdout().split('\n')[0]!
+    killed.child.kill('SIGKILL')
+    expect((await killed.done).signal).toBe('SIGKILL')
+    expect(existsSync(leftover)).toBe(true)
+
+    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain(`the last run (PID ${killed.pid}) died holding the lock`)
+    expect(existsSync(leftover)).toBe(false)
+    expect(readdirSync(dir)).toEqual([])
+  })
+})
