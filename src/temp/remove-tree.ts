@@ -22,8 +22,11 @@ export interface EntryIdentity {
   isDir: boolean
 }
 
-/** The identity of what `stats` describes (from fstat right after creation, or lstat). */
-export function identityOf(stats: Stats): EntryIdentity {
+/**
+ * The identity of what `stats` describes (fs.Stats from fstat right after creation, or lstat).
+ * Typed structurally, so these declarations need no Node types (consumers may have none).
+ */
+export function identityOf(stats: { dev: number; ino: number; isDirectory(): boolean }): EntryIdentity {
   return { dev: stats.dev, ino: stats.ino, isDir: stats.isDirectory() }
 }
 
