@@ -6,6 +6,7 @@ import { EX, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
 import { describeOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
+import { fsError } from '../errors.js'
 import { reapOrphans } from '../temp/reap.js'
 
 export { EX, type CliIo, type Outcome } from './cli-common.js'
@@ -184,8 +185,10 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
   if (command.length === 0) throw new UsageError('run', 'the command is missing: exitguard run --lock PATH -- COMMAND [ARGS...]')
   if (command[0] === '') throw new UsageError('run', 'the command name is empty')
   if (positionals.length !== command.length) throw new UsageError('run', 'could not tell the command from the options; put it after --')
-  if (values.lock === undefined || values.lock === '') throw new UsageError('run', '--lock PATH is required')
+  if (values.lock === undefined) throw new UsageError('run', '--lock PATH is required')
+  if (values.lock === '') throw new UsageError('run', 'the --lock path is empty; give a lock file path such as /tmp/job.pid')
   if (isPgUrl(values.lock)) checkPgUrl(values.lock)
+  else checkLockPath('run', '--lock', values.lock)
   let data: unknown
   if (values.data !== undefined) {
     try {
@@ -224,6 +227,9 @@ function checkPgUrl(url: string): void {
   if (keys.length !== 1 || keys[0] === '') throw new UsageError('run', 'the --lock URL needs exactly one key parameter: postgres://USER@HOST:PORT/DB?key=NAME')
 }
 
+/** The library's default, named here because status quotes it. */
+const UNREADABLE_GRACE = 5000
+
 function status(argv: string[], io: CliIo): number {
   const { values, positionals } = parse('status', {
     args: argv,
@@ -235,11 +241,13 @@ function status(argv: string[], io: CliIo): number {
     return EX.OK
   }
   if (positionals.length !== 1) throw new UsageError('status', positionals.length === 0 ? 'the lock file PATH is missing' : 'give exactly one lock file PATH')
+  if (positionals[0] === '') throw new UsageError('status', 'the lock file PATH is empty')
+  if (isPgUrl(positionals[0]!)) throw new UsageError('status', 'status reads lock files; for a PostgreSQL lock, look in pg_locks')
+  checkLockPath('status', 'PATH', positionals[0]!)
   const path = resolve(positionals[0]!)
-  if (path === '' || isPgUrl(positionals[0]!)) throw new UsageError('status', 'status reads lock files; for a PostgreSQL lock, look in pg_locks')
   let result: ReturnType<typeof readPidLock>
   try {
-    result = readPidLock(path)
+    result = readPidLock(path, { unreadableGrace: UNREADABLE_GRACE })
   } catch (err) {
     io.stderr(`exitguard: ${(err as Error).message}\n`)
     return EX.NOINPUT
@@ -250,6 +258,12 @@ function status(argv: string[], io: CliIo): number {
     return code
   }
   if (result.state === 'free') io.stdout(`free: ${path} is not held\n`)
+  // No record to name a holder by (PID 0 is a placeholder): say what the file is, as run does.
+  else if (result.owner!.pid === 0) {
+    const what = `${path} holds no valid record (empty or unreadable, last written ${result.owner!.createdAt})`
+    if (result.state === 'held') io.stdout(`held: ${what}; it counts as stale once it is ${UNREADABLE_GRACE} ms old; if no process uses it, remove it\n`)
+    else io.stdout(`stale: ${what}; the next run takes it over\n`)
+  }
   else if (result.state === 'held') io.stdout(`held: ${path} is held by ${describeOwner(result.owner!)} (${result.reason})\n`)
   else io.stdout(`stale: ${path} was held by ${describeOwner(result.owner!)}, now dead (${result.reason}); the next run takes it over\n`)
   return code
@@ -279,7 +293,8 @@ function reap(argv: string[], io: CliIo): number {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') throw new UsageError('reap', (err as Error).message)
-    io.stderr(`exitguard: could not reap ${dir}: ${(err as Error).message}\n`)
+    // "the directory does not exist", not "ENOENT: no such file or directory, lstat '…'".
+    io.stderr(`exitguard: ${fsError(err, dir, 'reap', { dir: true }).message}\n`)
     return EX.NOINPUT
   }
   if (values.json) {
@@ -290,6 +305,12 @@ function reap(argv: string[], io: CliIo): number {
   for (const e of entries) io.stdout(`${verb} ${e.kind} ${e.path} (${e.reason})\n`)
   if (entries.length === 0) io.stdout(`nothing to reap in ${dir}\n`)
   return EX.OK
+}
+
+/** A lock file path must name a file: "app.pid/" would lock "app.pid", "." the directory. */
+function checkLockPath(command: string, what: string, path: string): void {
+  if (/\/$/.test(path)) throw new UsageError(command, `the ${what} ${JSON.stringify(path)} ends with "/"; a lock is a file: remove the slash`)
+  if (/(^|\/)\.\.?$/.test(path)) throw new UsageError(command, `the ${what} ${JSON.stringify(path)} names a directory; a lock is a file, e.g. ${path}/job.pid`)
 }
 
 let versionCache: string | undefined

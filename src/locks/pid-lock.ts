@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
+import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
 import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
@@ -239,6 +239,7 @@ type Validated = typeof defaults & PidLockOptions & { path: string }
 function validate(path: string, options: PidLockOptions): Validated {
   if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
   if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
+  checkFilePath('path', path)
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   const opts: Validated = {
     ...options,
