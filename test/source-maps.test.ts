@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeTempDir, root, runNode } from './helpers/child.js'
+import { makeTempDir, root, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let project: string
@@ -25,7 +25,7 @@ describe('source maps of the packed package', () => {
     ['require', "const { acquirePidLockSync } = require('exitguard')\nacquirePidLockSync('app.pid/')\n", 'throws.cjs'],
   ])('%s: an uncaught error under --enable-source-maps shows the real source line, and every frame names a real line of src/', async (_kind, code, name) => {
     writeFileSync(join(project, name), code)
-    const r = await runNode(join(project, name), [], { cwd: project, execArgv: ['--enable-source-maps'] })
+    const r = await startNode(join(project, name), [], { cwd: project, execArgv: ['--enable-source-maps'] }).done
     expect(r.code).toBe(1)
     // Node's header: "<file>:<line>", then that line of source, read from the map's sourcesContent.
     const [where, shown] = r.stderr.split('\n')
