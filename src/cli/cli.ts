@@ -27,9 +27,10 @@ Exit codes: 64 bad usage, 75 lock held; see each command's --help.
 `,
   run: `Usage: exitguard run --lock PATH|postgres://USER@HOST:PORT/DB?key=NAME [options] -- COMMAND [ARGS...]
 
-Takes the lock, runs COMMAND with this terminal's stdin/stdout/stderr, forwards
-SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGUSR2 to it, and releases the lock when it ends.
-A lock left by a dead holder (even one killed with kill -9) is taken over.
+Takes the lock, runs COMMAND with this terminal's stdin/stdout/stderr, forwards to it
+every signal that would end exitguard (SIGINT, SIGTERM, SIGHUP, SIGALRM, ...), and
+releases the lock only once COMMAND has ended. A lock left by a dead holder (even one
+killed with kill -9) is taken over, with one line on stderr naming it.
 
 Options:
   -l, --lock PATH|URL  lock file path, or a PostgreSQL advisory lock URL
