@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFile
 import { constants as osConstants, hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { forwardedSignals } from '../src/cli/cli-signals.js'
 import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
 
 const bin = join(root, 'dist/esm/bin.js')
@@ -362,6 +363,15 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
     const aEnd = exitCode !== null || signalCode !== null ? [exitCode, signalCode] : await new Promise((r) => a.child.once('exit', (...end) => r(end)))
     return { b: [bEnd.code, bEnd.signal], marker, a: aEnd, lockLeft: existsSync(path) }
   }
+
+  it.runIf(process.platform === 'linux')('docs/cli.md lists the signals the code forwards, and the tested ones are among them', () => {
+    const doc = readFileSync(join(root, 'docs/cli.md'), 'utf8')
+    const listed = /^`(SIGHUP [A-Z0-9 ]+)`$/m.exec(doc)?.[1]?.split(' ')
+    expect(listed).toEqual(forwardedSignals())
+    expect(forwardedSignals()).toEqual(expect.arrayContaining(signals))
+    // Profiling the wrapper: V8's sampler ticks must not reach the command.
+    expect(forwardedSignals(osConstants.signals, ['--cpu-prof'])).not.toContain('SIGPROF')
+  })
 
   it(`each of ${signals.join(', ')}: forwarded; the wrapper dies by it after the command; a waiting run starts only after`, async () => {
     const tested = signals.filter((s) => s in osConstants.signals)
