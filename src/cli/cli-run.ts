@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { ExitguardError, LockHeldError } from '../errors.js'
 import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
+import { describeOwner, type LockOwner } from '../owner.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
+import { forwardedSignals } from './cli-signals.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */
 export interface RunRequest {
@@ -13,13 +16,6 @@ export interface RunRequest {
   data: unknown
   command: string[]
 }
-
-/**
- * Forwarded to the child rather than left to exitguard's exit hooks: the child
- * decides how to end, and the wrapper mirrors it. SIGUSR1 is left out (it
- * starts Node's inspector); other fatal signals release and kill the wrapper.
- */
-export const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const
 
 /**
  * Takes the lock, runs the command with inherited stdio, forwards signals,
@@ -37,10 +33,11 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (child && child.exitCode === null && child.signalCode === null) child.kill(signal)
     else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
   }
-  for (const signal of FORWARDED) process.on(signal, onSignal)
+  const forwarded = forwardedSignals()
+  for (const signal of forwarded) process.on(signal, onSignal)
   const cleanup: (() => unknown)[] = []
   try {
-    let lock: { release(): unknown }
+    let lock: Held
     try {
       lock = await acquire(req, abort.signal)
     } catch (err) {
@@ -48,6 +45,8 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       return lockFailure(err, req, io)
     }
     cleanup.push(() => lock.release())
+    // One line for cron logs: a takeover means the last run was killed (or crashed) mid-way.
+    if (lock.tookOverFrom) io.stderr(`exitguard: took over ${lock.path ?? req.lock}: the last run, ${describeOwner(lock.tookOverFrom)}, died without releasing it.\n`)
     const env: NodeJS.ProcessEnv = { ...io.env }
     if (req.tmpdir) {
       let dir: TempDir
@@ -69,13 +68,13 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
-        io.stderr(`exitguard: could not run ${JSON.stringify(file)}: ${err.message}\n`)
+        io.stderr(`exitguard: ${spawnFailure(file, err, env)}\n`)
         resolve({ code, signal: null })
       })
       child.once('exit', (code, signal) => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null }))
     })
   } finally {
-    for (const signal of FORWARDED) process.removeListener(signal, onSignal)
+    for (const signal of forwarded) process.removeListener(signal, onSignal)
     // LIFO, like the exit registry: the temp dir goes before the lock that guarded it.
     for (const release of cleanup.reverse()) {
       try {
@@ -87,7 +86,29 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   }
 }
 
-async function acquire(req: RunRequest, signal: AbortSignal): Promise<{ release(): unknown }> {
+/** What run needs of a PID lock or a PostgreSQL lock. */
+interface Held {
+  release(): unknown
+  readonly path?: string
+  /** The dead holder whose stale lock file was taken over (PID locks only). */
+  readonly tookOverFrom?: LockOwner | null
+}
+
+/** Why the command could not be started, in a shell's words ("command not found"), not spawn's. */
+function spawnFailure(file: string, err: NodeJS.ErrnoException, env: NodeJS.ProcessEnv): string {
+  const name = JSON.stringify(file)
+  const isPath = file.includes('/')
+  if (err.code === 'ENOENT') {
+    if (!isPath) return `${name}: command not found (searched PATH=${env.PATH ?? ''})`
+    // execve gives ENOENT too for a script whose #! interpreter is missing.
+    return existsSync(file) ? `${name}: its interpreter (the #! line) was not found` : `${name}: no such file`
+  }
+  if (err.code === 'EACCES') return `${name}: permission denied (not an executable file, or a directory)`
+  if (err.code === 'ENOEXEC') return `${name}: not an executable format (a script needs a #! line)`
+  return `could not start ${name}: ${err.message}`
+}
+
+async function acquire(req: RunRequest, signal: AbortSignal): Promise<Held> {
   const command = `exitguard run -- ${req.command.join(' ')}`.slice(0, 200)
   if (isPgUrl(req.lock)) {
     const { connectionString, key } = parsePgLockUrl(req.lock)
