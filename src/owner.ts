@@ -47,6 +47,8 @@ export interface LockOwner extends ProcessIdentity {
   data: unknown
   /** Unique per acquisition: tells two records of the same process apart. */
   token: string
+  /** The holder's message socket (a named pipe on Windows), when it took the lock with `onMessage`. */
+  socket?: string
 }
 
 /** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */

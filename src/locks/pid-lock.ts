@@ -5,6 +5,8 @@ import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapsh
 import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import { exitRegistry } from '../exit/registry.js'
+import { Listener, validateListen, type ListenOptions, type MessageHandler } from '../messaging/listener.js'
+import { removeDeadSocket, socketListening } from '../messaging/socket-dir.js'
 
 /** Options of `acquirePidLock` and `acquirePidLockSync`. */
 export interface PidLockOptions {
@@ -22,6 +24,13 @@ export interface PidLockOptions {
   checkInterval?: number
   /** The command shown to a second instance; defaults to this process's command line. */
   command?: string
+  /**
+   * Listen for messages from other processes (`messageHolder`, `exitguard send`) while the
+   * lock is held; what it returns (or resolves) is the reply. See docs/messaging.md.
+   */
+  onMessage?: MessageHandler
+  /** How to listen (socket directory, size cap, connections, deadline); only with `onMessage`. */
+  messaging?: ListenOptions
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
@@ -39,6 +48,8 @@ export interface PidLockStatus {
   reason?: string
   /** The holder is on another host and could not be checked. */
   foreign?: boolean
+  /** The holder took the lock with `onMessage` and its socket is there: `messageHolder` can reach it. */
+  listening?: boolean
 }
 
 const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
@@ -65,9 +76,10 @@ export class PidLock extends LockGuard {
   readonly #fd: number
   readonly #ino: number
   readonly #dev: number
+  readonly #listener: Listener | null
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null) {
     super(`pid lock ${path}`, options.onCompromised)
     this.path = path
     this.owner = owner
@@ -78,6 +90,8 @@ export class PidLock extends LockGuard {
     this.#dev = file.dev
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
     heldHere.add(path)
+    this.#listener = listener
+    listener?.activate()
   }
 
   /** @internal Checks the file is still ours; reports once if not. */
@@ -110,6 +124,8 @@ export class PidLock extends LockGuard {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
     } finally {
       closeSync(this.#fd)
+      // After the lock file: a sender that finds the socket gone then finds the lock gone too.
+      this.#listener?.close()
     }
   }
 }
@@ -213,7 +229,8 @@ export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreada
   const snapshot = readSnapshot(opts.path)
   if (!snapshot) return { state: 'free' }
   const verdict = judgeSnapshot(snapshot, opts.unreadableGrace)
-  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign }
+  const listening = !verdict.dead && socketListening(snapshot.owner)
+  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign, listening }
 }
 
 /**
@@ -257,6 +274,12 @@ function validate(path: string, options: PidLockOptions): Validated {
   if (opts.onCompromised !== undefined && typeof opts.onCompromised !== 'function') throw invalidArgType('onCompromised', 'a function', opts.onCompromised)
   if (opts.command !== undefined && typeof opts.command !== 'string') throw invalidArgType('command', 'a string', opts.command)
   checkData(opts.data)
+  if (opts.onMessage !== undefined) {
+    validateListen(opts.onMessage, opts.messaging)
+    if (opts.pidOnly) throw invalidArgValue('onMessage', opts.onMessage, 'cannot be combined with pidOnly: a bare PID file has no room for the socket path')
+  } else if (opts.messaging !== undefined) {
+    throw invalidArgValue('messaging', opts.messaging, 'needs onMessage (the handler the messages go to)')
+  }
   return opts
 }
 
@@ -306,6 +329,7 @@ class Attempt {
   #dev = 0
   readonly #owner: LockOwner
   #linked = false
+  #listener: Listener | null = null
 
   /** The id our record has once read back (see lock-record's Snapshot.id). */
   get #id(): string {
@@ -327,6 +351,12 @@ class Attempt {
       throw fsError(err, path, 'create the lock file')
     }
     try {
+      if (opts.onMessage) {
+        // Listening before the race, so the socket named in the record answers from the moment
+        // the lock is won; it hands nothing to the handler until then (activate()).
+        this.#listener = new Listener(this.#owner.token, opts.onMessage, validateListen(opts.onMessage, opts.messaging))
+        this.#owner.socket = this.#listener.path
+      }
       const record = formatRecord(this.#owner, opts.pidOnly)
       const written = writeSync(this.#fd, record)
       if (written !== Buffer.byteLength(record)) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
@@ -367,6 +397,7 @@ class Attempt {
     } catch (err) {
       throw fsError(err, this.path, 'remove the stale lock file')
     }
+    removeDeadSocket(snapshot.owner)
     return true
   }
 
@@ -377,7 +408,10 @@ class Attempt {
     } catch {
       // already gone
     }
-    if (!this.#linked) closeSync(this.#fd)
+    if (!this.#linked) {
+      closeSync(this.#fd)
+      this.#listener?.close()
+    }
     this.#fd = -1
   }
 
@@ -385,7 +419,9 @@ class Attempt {
     this.#linked = true
     const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
     this.close()
-    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts)
+    // The dead holder's socket (SIGKILL leaves it) goes with its lock.
+    if (previous?.kind === 'record') removeDeadSocket(previous.owner)
+    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener)
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */

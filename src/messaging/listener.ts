@@ -1,0 +1,176 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import { unlinkSync } from 'node:fs'
+import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
+import { warn } from '../locks/lock-guard.js'
+import { DEFAULT_MAX_BYTES, encodeFrame, FrameError, FrameReader } from './frame.js'
+import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
+
+/**
+ * Who sent a message. The sender states its own PID and uid in the message: Node has no
+ * API for the socket's peer credentials (SO_PEERCRED), so they are informational. What is
+ * enforced is that only the holder's user (and root) can reach the socket at all.
+ */
+export interface MessageSender {
+  /** The sender's PID, as it claims. */
+  pid: number
+  /** The sender's uid, as it claims; null on Windows. */
+  uid: number | null
+}
+
+/** Receives a message sent to the lock holder; may return (or resolve) a JSON reply. */
+export type MessageHandler = (message: unknown, sender: MessageSender) => unknown
+
+/** How the holder listens; the `messaging` option of `acquirePidLock`. */
+export interface ListenOptions {
+  /**
+   * A private directory (0700, owned by this user) for the socket; created if missing,
+   * refused if it is a symlink, someone else's or open to others. Default:
+   * `$XDG_RUNTIME_DIR/exitguard`, else `/tmp/exitguard-<uid>` (created, or repaired to 0700).
+   */
+  socketDir?: string
+  /** The most bytes of JSON a message, or a reply, may have. Default 1 MiB. */
+  maxBytes?: number
+  /** Connections served at once; more are told to retry (`EBUSY`). Default 64. */
+  maxConnections?: number
+  /** Milliseconds a connection may last, from accept to reply, before it is cut. Default 10000. */
+  timeout?: number
+}
+
+export const listenDefaults = { maxBytes: DEFAULT_MAX_BYTES, maxConnections: 64, timeout: 10_000 }
+/** Room for the envelope around a message: {"exitguard":1,"pid":…,"uid":…,"message":…}. */
+export const ENVELOPE_BYTES = 256
+
+/** Checks the listening options up front, so a bad one fails before the lock is touched. */
+export function validateListen(onMessage: unknown, options: unknown): Required<Omit<ListenOptions, 'socketDir'>> & { socketDir: string | undefined } {
+  if (typeof onMessage !== 'function') throw invalidArgType('onMessage', 'a function', onMessage)
+  if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidArgType('messaging', 'an object', options)
+  const given = (options ?? {}) as ListenOptions
+  const opts = { ...listenDefaults, ...given, socketDir: given.socketDir }
+  if (opts.socketDir !== undefined && (typeof opts.socketDir !== 'string' || opts.socketDir === '' || opts.socketDir.includes('\0'))) {
+    throw invalidArgValue('messaging.socketDir', opts.socketDir, 'must be a non-empty path without NUL bytes')
+  }
+  for (const name of ['maxBytes', 'maxConnections', 'timeout'] as const) {
+    if (typeof opts[name] !== 'number' || !Number.isInteger(opts[name]) || opts[name] < 1) {
+      throw invalidArgValue(`messaging.${name}`, opts[name], 'must be a whole number >= 1')
+    }
+  }
+  // A frame's length is a 32-bit number; a 2**31 setTimeout fires at once.
+  if (opts.maxBytes > 2 ** 31) throw invalidArgValue('messaging.maxBytes', opts.maxBytes, 'must be at most 2147483648')
+  if (opts.timeout > 2 ** 31 - 1) throw invalidArgValue('messaging.timeout', opts.timeout, 'must be at most 2147483647 ms')
+  return opts
+}
+
+/**
+ * The holder's side: a Unix socket server (a named pipe on Windows) that answers one
+ * message per connection. It never keeps the event loop alive (the server and its
+ * connections are unref'd): the holder lives as long as its own work does. It answers
+ * only once `activate()`d, i.e. once the lock is won; `close()` stops it and removes the
+ * socket file, synchronously, so it can run at exit.
+ */
+export class Listener {
+  readonly path: string
+  readonly #server: Server
+  readonly #connections = new Set<Socket>()
+  #active = false
+  #closed = false
+
+  constructor(
+    token: string,
+    readonly handler: MessageHandler,
+    readonly opts: ReturnType<typeof validateListen>,
+  ) {
+    const dir = opts.socketDir ?? defaultSocketDir()
+    if (process.platform !== 'win32') ensurePrivateDir(dir, opts.socketDir === undefined)
+    this.path = socketPathFor(dir, token)
+    this.#server = createServer((socket) => this.#serve(socket))
+    this.#server.on('error', (err) => warn(`exitguard: the message socket ${this.path} failed: ${err.message}`))
+    // For a Unix socket, bind and listen happen inside listen(): `listening` tells at once.
+    this.#server.listen(this.path)
+    if (!this.#server.listening) {
+      this.#server.removeAllListeners('error').on('error', () => {}) // its error comes next tick; we report now
+      throw new ExitguardError('EADDRINUSE', `Could not listen on the message socket ${this.path} (it exists already, or the directory refused it).`, { path: this.path })
+    }
+    this.#server.unref()
+  }
+
+  /** Starts handing messages to the handler (the lock is ours now). */
+  activate(): void {
+    this.#active = true
+  }
+
+  /** Stops listening, cuts open connections and removes the socket file. Idempotent; never throws. */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#active = false
+    // Unlink first and synchronously: at exit, the server's own asynchronous close never completes.
+    if (process.platform !== 'win32') {
+      try {
+        unlinkSync(this.path)
+      } catch {
+        // gone already
+      }
+    }
+    this.#server.close()
+    for (const socket of this.#connections) socket.destroy()
+    this.#connections.clear()
+  }
+
+  #serve(socket: Socket): void {
+    socket.unref()
+    socket.on('error', () => {}) // a sender that went away mid-reply is its own problem
+    if (this.#closed) return void socket.destroy()
+    if (this.#connections.size >= this.opts.maxConnections) {
+      return void socket.end(errorFrame('EBUSY', `the holder is serving ${this.opts.maxConnections} connections; try again`))
+    }
+    this.#connections.add(socket)
+    // Slow or silent senders are cut at the deadline, so they can't pin a connection slot.
+    const timer = setTimeout(() => socket.destroy(), this.opts.timeout).unref()
+    socket.on('close', () => {
+      clearTimeout(timer)
+      this.#connections.delete(socket)
+    })
+    const reader = new FrameReader(this.opts.maxBytes + ENVELOPE_BYTES, 'message')
+    const onData = (chunk: Buffer) => {
+      let frame: { value: unknown } | undefined
+      try {
+        frame = reader.push(chunk)
+      } catch (err) {
+        socket.off('data', onData)
+        const e = err as FrameError
+        return void socket.end(errorFrame(e.code, e.message))
+      }
+      if (!frame) return
+      socket.off('data', onData)
+      void this.#answer(frame.value).then((reply) => socket.end(reply))
+    }
+    socket.on('data', onData)
+  }
+
+  /** The reply frame for one request; never rejects. */
+  async #answer(request: unknown): Promise<Buffer> {
+    const r = request as { exitguard?: unknown; pid?: unknown; uid?: unknown; message?: unknown } | null
+    if (r === null || typeof r !== 'object' || r.exitguard !== 1 || !Number.isSafeInteger(r.pid) || !(r.uid === null || Number.isSafeInteger(r.uid)) || !('message' in r)) {
+      return errorFrame('EBADMSG', 'the message is not an exitguard request ({"exitguard":1,"pid":…,"uid":…,"message":…})')
+    }
+    if (!this.#active) return errorFrame('ENOTHELD', 'this process does not hold the lock (yet or any more)')
+    let reply: unknown
+    try {
+      reply = await this.handler(r.message, { pid: r.pid as number, uid: r.uid as number | null })
+    } catch (err) {
+      // The message only: a stack would show the holder's source paths to the sender.
+      const text = err instanceof Error ? err.message : String(err)
+      return errorFrame('EHANDLER', text.length > 1000 ? text.slice(0, 997) + '...' : text)
+    }
+    try {
+      return encodeFrame({ ok: true, reply }, this.opts.maxBytes + ENVELOPE_BYTES, 'reply')
+    } catch (err) {
+      const e = err as FrameError
+      return errorFrame(e.code === 'ETOOBIG' ? 'ETOOBIG' : 'EHANDLER', `the handler's reply could not be sent: ${e.message}`)
+    }
+  }
+}
+
+function errorFrame(code: string, message: string): Buffer {
+  return encodeFrame({ ok: false, code, message }, Infinity, 'error')
+}
