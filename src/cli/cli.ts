@@ -7,6 +7,7 @@ import { isPgUrl, runCommand } from './cli-run.js'
 import { describeOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
 import { reapOrphans } from '../temp/reap.js'
+import { sendCommand } from './cli-send.js'
 
 export { EX, type CliIo, type Outcome } from './cli-common.js'
 
@@ -17,6 +18,7 @@ Commands:
   run      run a command while holding a lock (one instance at a time)
   status   tell whether a lock file is free, held or stale
   reap     remove temp files, dirs and locks left by dead exitguard processes
+  send     send a JSON message to a lock's holder and print its reply
 
 Options:
   -h, --help     show this help (or a command's: exitguard run --help)
@@ -104,6 +106,8 @@ export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcom
         return done(status(rest, io))
       case 'reap':
         return done(reap(rest, io))
+      case 'send':
+        return done(await sendCommand(rest, io))
       default:
         return done(top(argv, io))
     }

@@ -17,8 +17,8 @@ export class FrameError extends Error {
   }
 }
 
-/** `value` as one frame; throws FrameError if it is not JSON or is larger than `maxBytes`. */
-export function encodeFrame(value: unknown, maxBytes: number, what: string): Buffer {
+/** `value` as JSON; throws FrameError if it is not JSON or is larger than `maxBytes`. */
+export function toJson(value: unknown, maxBytes: number, what: string): string {
   let json: string | undefined
   try {
     json = JSON.stringify(value === undefined ? null : value)
@@ -28,6 +28,12 @@ export function encodeFrame(value: unknown, maxBytes: number, what: string): Buf
   if (json === undefined) throw new FrameError('EBADMSG', `the ${what} is not JSON-serialisable`)
   const length = Buffer.byteLength(json)
   if (length > maxBytes) throw new FrameError('ETOOBIG', `the ${what} is ${length} bytes of JSON, more than the limit of ${maxBytes}`)
+  return json
+}
+
+/** One frame holding the JSON text `json`. */
+export function frameOf(json: string): Buffer {
+  const length = Buffer.byteLength(json)
   const frame = Buffer.allocUnsafe(4 + length)
   frame.writeUInt32BE(length, 0)
   frame.write(json, 4, 'utf8')

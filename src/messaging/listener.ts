@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { unlinkSync } from 'node:fs'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
 import { warn } from '../locks/lock-guard.js'
-import { DEFAULT_MAX_BYTES, encodeFrame, FrameError, FrameReader } from './frame.js'
+import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
 
 /**
@@ -163,7 +163,8 @@ export class Listener {
       return errorFrame('EHANDLER', text.length > 1000 ? text.slice(0, 997) + '...' : text)
     }
     try {
-      return encodeFrame({ ok: true, reply }, this.opts.maxBytes + ENVELOPE_BYTES, 'reply')
+      // The cap is on the reply itself, as the sender's is on its message.
+      return frameOf(`{"ok":true,"reply":${toJson(reply, this.opts.maxBytes, 'reply')}}`)
     } catch (err) {
       const e = err as FrameError
       return errorFrame(e.code === 'ETOOBIG' ? 'ETOOBIG' : 'EHANDLER', `the handler's reply could not be sent: ${e.message}`)
@@ -172,5 +173,5 @@ export class Listener {
 }
 
 function errorFrame(code: string, message: string): Buffer {
-  return encodeFrame({ ok: false, code, message }, Infinity, 'error')
+  return frameOf(JSON.stringify({ ok: false, code, message }))
 }

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path'
 import { invalidArgType, invalidArgValue } from '../errors.js'
 import { describeOwner, type LockOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
-import { DEFAULT_MAX_BYTES, encodeFrame, FrameError, FrameReader } from './frame.js'
+import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { ENVELOPE_BYTES } from './listener.js'
 import { MessageError } from './message-error.js'
 
@@ -44,14 +44,15 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   signal?.throwIfAborted()
   const lockPath = resolve(path)
+  let json: string
   try {
-    encodeFrame(message, opts.maxBytes, 'message')
+    json = toJson(message, opts.maxBytes, 'message')
   } catch (err) {
     const e = err as FrameError
     if (e.code === 'ETOOBIG') throw new MessageError('ETOOBIG', lockPath, `Not sent to the holder of ${lockPath}: ${e.message} (the maxBytes option).`)
     throw invalidArgValue('message', message, `must be JSON-serialisable (${e.message})`)
   }
-  const frame = encodeFrame({ exitguard: 1, pid: process.pid, uid: process.getuid?.() ?? null, message }, opts.maxBytes + ENVELOPE_BYTES, 'message')
+  const frame = frameOf(`{"exitguard":1,"pid":${process.pid},"uid":${process.getuid?.() ?? null},"message":${json}}`)
 
   const owner = liveHolder(lockPath)
   if (!owner.socket) {

@@ -53,7 +53,8 @@ export function ensurePrivateDir(dir: string, repair: boolean): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ELOOP' || code === 'ENOTDIR') {
-      throw new ExitguardError('EUNSAFE', `The socket directory ${dir} is ${code === 'ELOOP' ? 'a symbolic link' : 'not a directory'}; exitguard will not put a socket there. Remove it, or choose another directory with the socketDir option.`, { path: dir })
+      const link = code === 'ELOOP' || isSymlink(dir) // Linux says ENOTDIR for a symlink under O_DIRECTORY
+      throw new ExitguardError('EUNSAFE', `The socket directory ${dir} is ${link ? 'a symbolic link' : 'not a directory'}; exitguard will not put a socket there. Remove it, or choose another directory with the socketDir option.`, { path: dir })
     }
     throw fsError(err, dir, 'open the socket directory', { dir: true })
   }
@@ -115,5 +116,13 @@ export function socketListening(owner: { socket?: string | null }): boolean {
     return lstatSync(owner.socket).isSocket()
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EACCES'
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink()
+  } catch {
+    return false
   }
 }
