@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { root, runNode, startNode } from './helpers/child.js'
+import { makeTempDir, root, runNode, startNode } from './helpers/child.js'
 
 const example = (name: string) => join(root, 'examples', name)
 
@@ -34,5 +35,26 @@ describe('examples run as the README says', () => {
     const r = await child.done
     expect(r.signal).toBe('SIGINT')
     expect(r.stdout).toContain('closed the database')
+  })
+
+  it('second-instance.mjs: later runs hand their arguments to the first, which replies; --quit ends it', async () => {
+    const tmp = makeTempDir()
+    try {
+      const env = { EXAMPLE_LOCK: join(tmp.dir, 'app.pid') }
+      const first = startNode(example('second-instance.mjs'), ['a.txt'], { env })
+      await first.waitFor()
+      const second = await runNode(example('second-instance.mjs'), ['b.txt', 'c.txt'], { env })
+      expect(second.code).toBe(0)
+      expect(second.stdout).toBe(`handed 2 argument(s) to the running instance, PID ${first.pid}\n`)
+      const quit = await runNode(example('second-instance.mjs'), ['--quit'], { env })
+      expect(quit.code).toBe(0)
+      const r = await first.done
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/PID \d+ \(in .+\) sent: b\.txt c\.txt\n/)
+      expect(r.stdout).toMatch(/sent: --quit\n/)
+      expect(existsSync(env.EXAMPLE_LOCK)).toBe(false)
+    } finally {
+      tmp.cleanup()
+    }
   })
 })
