@@ -158,20 +158,26 @@ describe('concurrency and limits', () => {
     }
   })
 
-  it('more senders than maxConnections: the extra ones are told EBUSY and retry until answered', async () => {
+  it('more senders than maxConnections wait for a slot, and are all answered', async () => {
     await holder({ messaging: { socketDir, maxConnections: 2 } })
     // The handler is slow enough that connections overlap.
     const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => messageHolder(lockPath, { slow: 5, echo: i }, { timeout: 30_000 })))
     expect(replies.map((r) => (r as { echo: number }).echo)).toEqual(Array.from({ length: 30 }, (_, i) => i))
-    // Hold both slots with slow messages: a third connection, accepted after them (the
-    // kernel's backlog is FIFO), is told EBUSY at once.
-    const socket = readPidLock(lockPath).owner!.socket!
-    const slots = await Promise.all([0, 1].map(() => new Promise<Socket>((resolve) => {
-      const c = createConnection(socket, () => (c.write(frame('{"exitguard":1,"pid":1,"uid":0,"message":{"slow":60000}}')), resolve(c)))
-    })))
-    const busy = decode(await raw(socket, null))
+  })
+
+  it('beyond maxConnections + maxPending a sender is told EBUSY at once; messageHolder retries until answered', async () => {
+    const h = await holder({ messaging: { socketDir, maxConnections: 1, maxPending: 1 } })
+    // One slot busy with a slow message, one connection waiting: the next one accepted (the
+    // kernel's backlog is FIFO) is refused.
+    const connect = (bytes: Buffer | null) => new Promise<Socket>((resolve) => {
+      const c = createConnection(h.socket, () => (bytes && c.write(bytes), resolve(c)))
+      c.on('error', () => {})
+    })
+    const slots = [await connect(frame('{"exitguard":1,"pid":1,"uid":0,"message":{"slow":60000}}')), await connect(null)]
+    expect(decode(await raw(h.socket, null))).toMatchObject({ ok: false, code: 'EBUSY', message: expect.stringContaining('try again') })
+    const later = Promise.all(Array.from({ length: 20 }, (_, i) => messageHolder(lockPath, { echo: i }, { timeout: 30_000 })))
     for (const c of slots) c.destroy()
-    expect(busy).toMatchObject({ ok: false, code: 'EBUSY' })
+    expect((await later).map((r) => (r as { echo: number }).echo)).toEqual(Array.from({ length: 20 }, (_, i) => i))
   })
 
   it('garbage, non-protocol JSON and oversized input get an error reply; a silent client is cut at the deadline; the holder is unaffected', async () => {

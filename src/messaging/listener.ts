@@ -30,13 +30,18 @@ export interface ListenOptions {
   socketDir?: string
   /** The most bytes of JSON a message, or a reply, may have. Default 1 MiB. */
   maxBytes?: number
-  /** Connections served at once; more are told to retry (`EBUSY`). Default 64. */
+  /** Connections served at once (reading, handling, replying). Default 64. */
   maxConnections?: number
+  /**
+   * Connections accepted but not yet read, waiting for a slot; they cost a socket each, no
+   * buffer. Beyond this, a sender is told `EBUSY` and retries. Default 1024.
+   */
+  maxPending?: number
   /** Milliseconds a connection may last, from accept to reply, before it is cut. Default 10000. */
   timeout?: number
 }
 
-export const listenDefaults = { maxBytes: DEFAULT_MAX_BYTES, maxConnections: 64, timeout: 10_000 }
+export const listenDefaults = { maxBytes: DEFAULT_MAX_BYTES, maxConnections: 64, maxPending: 1024, timeout: 10_000 }
 /** Room for the envelope around a message: {"exitguard":1,"pid":…,"uid":…,"message":…}. */
 export const ENVELOPE_BYTES = 256
 
@@ -49,7 +54,7 @@ export function validateListen(onMessage: unknown, options: unknown): Required<O
   if (opts.socketDir !== undefined && (typeof opts.socketDir !== 'string' || opts.socketDir === '' || opts.socketDir.includes('\0'))) {
     throw invalidArgValue('messaging.socketDir', opts.socketDir, 'must be a non-empty path without NUL bytes')
   }
-  for (const name of ['maxBytes', 'maxConnections', 'timeout'] as const) {
+  for (const name of ['maxBytes', 'maxConnections', 'maxPending', 'timeout'] as const) {
     if (typeof opts[name] !== 'number' || !Number.isInteger(opts[name]) || opts[name] < 1) {
       throw invalidArgValue(`messaging.${name}`, opts[name], 'must be a whole number >= 1')
     }
@@ -71,6 +76,8 @@ export class Listener {
   readonly path: string
   readonly #server: Server
   readonly #connections = new Set<Socket>()
+  /** Accepted, not yet read (pauseOnConnect): they wait for a slot without buffering anything. */
+  readonly #pending = new Set<Socket>()
   #active = false
   #closed = false
 
@@ -82,7 +89,7 @@ export class Listener {
     const dir = opts.socketDir ?? defaultSocketDir()
     if (process.platform !== 'win32') ensurePrivateDir(dir, opts.socketDir === undefined)
     this.path = socketPathFor(dir, token)
-    this.#server = createServer((socket) => this.#serve(socket))
+    this.#server = createServer({ pauseOnConnect: true }, (socket) => this.#accept(socket))
     this.#server.on('error', (err) => warn(`exitguard: the message socket ${this.path} failed: ${err.message}`))
     // For a Unix socket, bind and listen happen inside listen(): `listening` tells at once.
     this.#server.listen(this.path)
@@ -112,24 +119,37 @@ export class Listener {
       }
     }
     this.#server.close()
-    for (const socket of this.#connections) socket.destroy()
+    for (const socket of [...this.#connections, ...this.#pending]) socket.destroy()
     this.#connections.clear()
+    this.#pending.clear()
   }
 
-  #serve(socket: Socket): void {
+  #accept(socket: Socket): void {
     socket.unref()
     socket.on('error', () => {}) // a sender that went away mid-reply is its own problem
     if (this.#closed) return void socket.destroy()
-    if (this.#connections.size >= this.opts.maxConnections) {
-      return void socket.end(errorFrame('EBUSY', `the holder is serving ${this.opts.maxConnections} connections; try again`))
-    }
-    this.#connections.add(socket)
-    // Slow or silent senders are cut at the deadline, so they can't pin a connection slot.
+    // The deadline runs from accept, queue time included: a slow or silent sender can't pin a slot.
     const timer = setTimeout(() => socket.destroy(), this.opts.timeout).unref()
     socket.on('close', () => {
       clearTimeout(timer)
-      this.#connections.delete(socket)
+      this.#pending.delete(socket)
+      if (this.#connections.delete(socket)) this.#next()
     })
+    if (this.#connections.size < this.opts.maxConnections) return this.#serve(socket)
+    if (this.#pending.size < this.opts.maxPending) return void this.#pending.add(socket)
+    socket.end(errorFrame('EBUSY', `the holder is serving ${this.opts.maxConnections} connections with ${this.opts.maxPending} more waiting; try again`))
+  }
+
+  /** A slot is free: serve the oldest waiting connection. */
+  #next(): void {
+    for (const socket of this.#pending) {
+      this.#pending.delete(socket)
+      if (!socket.destroyed) return this.#serve(socket)
+    }
+  }
+
+  #serve(socket: Socket): void {
+    this.#connections.add(socket)
     const reader = new FrameReader(this.opts.maxBytes + ENVELOPE_BYTES, 'message')
     const onData = (chunk: Buffer) => {
       let frame: { value: unknown } | undefined
@@ -145,6 +165,7 @@ export class Listener {
       void this.#answer(frame.value).then((reply) => socket.end(reply))
     }
     socket.on('data', onData)
+    socket.resume()
   }
 
   /** The reply frame for one request; never rejects. */

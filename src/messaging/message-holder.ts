@@ -73,11 +73,11 @@ export async function messageHolder(path: string, message: unknown, options: Mes
       case 'timeout':
         throw new MessageError('ETIMEDOUT', lockPath, `No reply from ${describeOwner(owner)} within ${opts.timeout} ms (the timeout option). It may be busy or blocked; try again or raise the timeout.`, owner)
       case 'refused':
-        throw afterFailure(lockPath, owner, 'ENOLISTENER', `The lock ${lockPath} is held by ${describeOwner(owner)}, but nothing answers on its socket ${owner.socket} (it may be shutting down).`)
+        throw await afterFailure(lockPath, owner, deadline, 'ENOLISTENER', `The lock ${lockPath} is held by ${describeOwner(owner)}, but nothing answers on its socket ${owner.socket} (it may be shutting down).`)
       case 'denied':
         throw new MessageError('EACCES', lockPath, `Permission denied on the message socket ${owner.socket}: only the holder's user (${socketOwner(owner.socket)}) and root can message ${describeOwner(owner)}.`, owner)
       case 'closed':
-        throw afterFailure(lockPath, owner, 'ENOREPLY', `${describeOwner(owner)} closed the connection without a whole reply (${outcome.detail}).`)
+        throw await afterFailure(lockPath, owner, deadline, 'ENOREPLY', `${describeOwner(owner)} closed the connection without a whole reply (${outcome.detail}).`)
     }
     // Busy (EBUSY reply, or the kernel's backlog full): back off a little, with jitter, until the deadline.
     const pause = Math.min(50, 1 + round * 2) * (0.5 + Math.random())
@@ -102,20 +102,31 @@ function liveHolder(lockPath: string): LockOwner & { socket?: string | null } {
   return status.owner!
 }
 
-/** After a failed exchange: if the holder has gone meanwhile, say so (ENOTHELD) rather than `code`. */
-function afterFailure(lockPath: string, owner: LockOwner, code: string, message: string): MessageError {
-  let now: ReturnType<typeof readPidLock> | null = null
-  try {
-    now = readPidLock(lockPath)
-  } catch {
-    // unreadable now: report what we saw
+/**
+ * After a failed exchange: if the holder has gone meanwhile, say so (ENOTHELD) rather than
+ * `code`. A process killed with SIGKILL closes its sockets a moment before it counts as dead
+ * (its descriptors close before it becomes a zombie), so this looks again for a short while.
+ */
+async function afterFailure(lockPath: string, owner: LockOwner, deadline: number, code: string, message: string): Promise<MessageError> {
+  const until = Math.min(deadline, Date.now() + DEATH_GRACE_MS)
+  for (;;) {
+    let now: ReturnType<typeof readPidLock> | null = null
+    try {
+      now = readPidLock(lockPath)
+    } catch {
+      // unreadable now: report what we saw
+    }
+    if (now && (now.state !== 'held' || now.owner?.token !== owner.token)) {
+      const what = now.state === 'stale' ? `died (${now.reason})` : now.state === 'free' ? 'released the lock' : 'lost the lock'
+      return new MessageError('ENOTHELD', lockPath, `${describeOwner(owner)} ${what} before it replied; nothing holds ${lockPath} for it now.`, owner)
+    }
+    if (now === null || Date.now() >= until) return new MessageError(code, lockPath, message, owner)
+    await new Promise((r) => setTimeout(r, 5))
   }
-  if (now && (now.state !== 'held' || now.owner?.token !== owner.token)) {
-    const what = now.state === 'stale' ? `died (${now.reason})` : now.state === 'free' ? 'released the lock' : 'lost the lock'
-    return new MessageError('ENOTHELD', lockPath, `${describeOwner(owner)} ${what} before it replied; nothing holds ${lockPath} for it now.`, owner)
-  }
-  return new MessageError(code, lockPath, message, owner)
 }
+
+/** How long a holder that broke a connection off gets to show up as dead (its teardown); past it: ENOREPLY. */
+const DEATH_GRACE_MS = 500
 
 function socketOwner(socketPath: string): string {
   try {
