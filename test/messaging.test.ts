@@ -348,3 +348,19 @@ describe('bad arguments', () => {
     expect(r.stderr).toContain('the message must be JSON')
   })
 })
+
+describe('documented defaults', () => {
+  it('docs/messaging.md and the help state the defaults and exit codes the code uses', async () => {
+    const { listenDefaults } = await import('../src/messaging/listener.js')
+    const { sendDefaults } = await import('../src/messaging/message-holder.js')
+    const { SEND_EX, SEND_HELP } = await import('../src/cli/cli-send.js')
+    const doc = readFileSync(join(root, 'docs', 'messaging.md'), 'utf8')
+    expect(listenDefaults).toEqual({ maxBytes: 1048576, maxConnections: 64, maxPending: 1024, timeout: 10000 })
+    expect(sendDefaults).toEqual({ timeout: 5000, maxBytes: 1048576 })
+    for (const row of ['| `maxBytes` | `1048576` (1 MiB) |', '| `maxConnections` | `64` |', '| `maxPending` | `1024` |', '| `timeout` | `10000` |', '(default `5000` ms']) expect(doc).toContain(row)
+    for (const [name, code] of [['ENOTHELD', SEND_EX.NOTHELD], ['ENOLISTENER', SEND_EX.NOLISTENER], ['ETIMEDOUT', SEND_EX.TIMEDOUT], ['EHANDLER', SEND_EX.HANDLER], ['EACCES', SEND_EX.NOPERM], ['ETOOBIG', SEND_EX.TOOBIG]] as const) {
+      expect(doc).toMatch(new RegExp(`\\| \`${name}\` \\|[^\\n]*\\| ${code}( |$)`, 'm'))
+      expect(SEND_HELP).toMatch(new RegExp(`^  ${code} `, 'm'))
+    }
+  })
+})

@@ -35,8 +35,10 @@ Exit codes:
   76  the holder does not listen for messages (or closed without replying)
   75  no reply within the timeout
   1   the holder's handler threw; its message is on stderr
-  77  the holder runs as another user     65  message or reply too large
-  64  bad usage (PATH or JSON missing, JSON invalid)     66  PATH can't be read
+  77  the holder runs as another user
+  65  the message or the reply is too large
+  64  bad usage (PATH or JSON missing, JSON invalid)
+  66  PATH can't be read
 `
 
 /** `exitguard send PATH JSON [--timeout MS]`; returns the exit code. */
