@@ -6,7 +6,7 @@ import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './f
 import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
 
 /**
- * Who sent a message. The sender states its own PID and uid in the message: Node has no
+ * Who sent a message, e.g. `{ pid: 4242, uid: 1000 }`. The sender states its own PID and uid in the message: Node has no
  * API for the socket's peer credentials (SO_PEERCRED), so they are informational. What is
  * enforced is that only the holder's user (and root) can reach the socket at all.
  */
@@ -17,10 +17,24 @@ export interface MessageSender {
   uid: number | null
 }
 
-/** Receives a message sent to the lock holder; may return (or resolve) a JSON reply. */
+/**
+ * Receives a message sent to the lock holder; may return (or resolve) a JSON reply. If it
+ * throws, the sender gets `EHANDLER` with the error's message (not its stack).
+ *
+ * @example
+ * const onMessage: MessageHandler = (message, sender) => {
+ *   console.log(`PID ${sender.pid} asked for the status`)
+ *   return { done: 120, of: 500 }
+ * }
+ */
 export type MessageHandler = (message: unknown, sender: MessageSender) => unknown
 
-/** How the holder listens; the `messaging` option of `acquirePidLock`. */
+/**
+ * How the holder listens; the `messaging` option of `acquirePidLock`. See docs/messaging.md.
+ *
+ * @example
+ * await acquirePidLock(path, { onMessage, messaging: { maxBytes: 64 * 1024, timeout: 2000 } })
+ */
 export interface ListenOptions {
   /**
    * A private directory (0700, owned by this user) for the socket; created if missing,
