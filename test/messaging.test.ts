@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePidLock, acquirePidLockSync, messageHolder, readPidLock, reapPidLock, MessageError } from '../src/index.js'
 import { deadPid, fixtures, makeTempDir, root, runNode, startCommand, startNode, type RunningChild } from './helpers/child.js'
@@ -85,8 +85,8 @@ describe('round trip', () => {
   })
 
   it('an in-process holder: release() removes the socket and the record names it', async () => {
-    const lock = await acquirePidLock(lockPath, { onMessage: (m) => ({ got: m }), messaging: { socketDir } })
-    expect(lock.owner.socket).toMatch(/\.sock$/)
+    const lock = await acquirePidLock(lockPath, { onMessage: (m) => ({ got: m }), messaging: { socketDir: relative(process.cwd(), socketDir) } })
+    expect(lock.owner.socket).toMatch(new RegExp(`^${socketDir}/[0-9a-f]{32}\\.sock$`))
     expect(lstatSync(lock.owner.socket!).isSocket()).toBe(true)
     expect(lstatSync(socketDir).mode & 0o777).toBe(0o700)
     await expect(messageHolder(lockPath, 1)).resolves.toEqual({ got: 1 })

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { unlinkSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
 import { warn } from '../locks/lock-guard.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
@@ -68,6 +69,8 @@ export function validateListen(onMessage: unknown, options: unknown): Required<O
   if (opts.socketDir !== undefined && (typeof opts.socketDir !== 'string' || opts.socketDir === '' || opts.socketDir.includes('\0'))) {
     throw invalidArgValue('messaging.socketDir', opts.socketDir, 'must be a non-empty path without NUL bytes')
   }
+  // Absolute: the path goes into the lock record, and a sender's working directory is not ours.
+  if (opts.socketDir !== undefined) opts.socketDir = resolve(opts.socketDir)
   for (const name of ['maxBytes', 'maxConnections', 'maxPending', 'timeout'] as const) {
     if (typeof opts[name] !== 'number' || !Number.isInteger(opts[name]) || opts[name] < 1) {
       throw invalidArgValue(`messaging.${name}`, opts[name], 'must be a whole number >= 1')
