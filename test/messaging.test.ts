@@ -1,7 +1,7 @@
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { hostname } from 'node:os'
-import { join, relative } from 'node:path'
+import { basename, join, relative } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePidLock, acquirePidLockSync, messageHolder, readPidLock, reapPidLock, MessageError } from '../src/index.js'
 import { deadPid, fixtures, makeTempDir, root, runNode, startCommand, startNode, type RunningChild } from './helpers/child.js'
@@ -231,6 +231,21 @@ describe('the socket goes when the lock goes', () => {
       expect(existsSync(lockPath)).toBe(false)
     })
   }
+
+  it('a process that ends while waiting for the lock (SIGTERM) removes the socket it had bound', async () => {
+    const h = await holder()
+    const waiter = startNode(fixture, ['hold', lockPath, JSON.stringify({ messaging: { socketDir }, wait: 60_000 })])
+    running.push(waiter)
+    // It binds before its first try: wait (bounded) for its socket to appear beside the holder's.
+    const sockets = () => readdirSync(socketDir).filter((n) => n.endsWith('.sock'))
+    for (let i = 0; sockets().length < 2; i++) {
+      if (i > 3000) throw new Error(`the waiter never bound its socket: ${sockets().join(', ')}`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    waiter.child.kill('SIGTERM')
+    expect((await waiter.done).signal).toBe('SIGTERM')
+    expect(sockets()).toEqual([basename(h.socket)])
+  })
 
   it('a stale lock taken over: the dead holder socket is removed, the new one listens', async () => {
     const first = await holder()

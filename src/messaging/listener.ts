@@ -3,6 +3,7 @@ import { unlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
 import { warn } from '../locks/lock-guard.js'
+import { onExit, type Registration } from '../exit/registry.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
 
@@ -97,6 +98,7 @@ export class Listener {
   readonly #pending = new Set<Socket>()
   #active = false
   #closed = false
+  readonly #atExit: Registration
 
   constructor(
     token: string,
@@ -115,6 +117,10 @@ export class Listener {
       throw new ExitguardError('EADDRINUSE', `Could not listen on the message socket ${this.path} (it exists already, or the directory refused it).`, { path: this.path })
     }
     this.#server.unref()
+    // Its own exit entry covers a process that ends while still waiting for the lock; once the
+    // lock is won, the lock's entry (newer, so run first) removes the lock file, then this.
+    this.#atExit = onExit(() => this.close())
+    this.#atExit.label = `message socket ${this.path}`
   }
 
   /** Starts handing messages to the handler (the lock is ours now). */
@@ -127,6 +133,7 @@ export class Listener {
     if (this.#closed) return
     this.#closed = true
     this.#active = false
+    this.#atExit.unregister()
     // Unlink first and synchronously: at exit, the server's own asynchronous close never completes.
     if (process.platform !== 'win32') {
       try {
