@@ -93,6 +93,8 @@ export function socketPathFor(dir: string, token: string): string {
  *
  * Also the hook for a keeper process that clears a dead holder's lock: call it with the
  * dead record after removing the lock file.
+ * TODO(keeper, branch `keeper`): when the keeper removes a dead holder's lock, call
+ * `removeDeadSocket(deadRecord)` too; the keeper then needs no other change for messaging.
  */
 export function removeDeadSocket(owner: Pick<LockOwner, 'token'> & { socket?: string | null }): boolean {
   const path = owner.socket
