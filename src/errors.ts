@@ -17,6 +17,12 @@ export type ExitguardOwnErrorCode =
   | 'EINTR' // a wait ended by a signal (command line)
   | 'EREMOVE' // a temp entry could not be removed, for no errno reason
   | 'EPIDNS' // pidOnly in a container's PID namespace, where a bare PID can't be judged
+  | 'ENOTHELD' // messageHolder: the lock is free or stale
+  | 'ENOLISTENER' // messageHolder: the holder does not listen
+  | 'EHANDLER' // messageHolder: the holder's onMessage threw
+  | 'ETOOBIG' // a message or reply over maxBytes
+  | 'ENOREPLY' // messageHolder: the connection ended without a reply
+  | 'EUNSAFE' // a socket directory other users can enter, or not ours
   | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
   | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
   | 'EBADRECORD' // stop/signal: no valid owner record to check

@@ -51,6 +51,8 @@ export interface LockOwner<D = unknown> extends ProcessIdentity {
   data: D
   /** Unique per acquisition: tells two records of the same process apart. */
   token: string
+  /** The holder's message socket (a named pipe on Windows), when it took the lock with `onMessage`. */
+  socket?: string
 }
 
 /** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */

@@ -9,6 +9,7 @@ import { describeOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
 import { fsError } from '../errors.js'
 import { reapOrphans } from '../temp/reap.js'
+import { sendCommand } from './cli-send.js'
 
 export { EX, type CliIo, type Outcome } from './cli-common.js'
 
@@ -22,6 +23,7 @@ Commands:
   start    start a daemon in the background, holding a lock in its own name
   stop     stop the verified holder of a lock (never a reused PID)
   wait     wait until a lock is free
+  send     send a JSON message to a lock's holder and print its reply
 
 Options:
   -h, --help     show this help (or a command's: exitguard run --help)
@@ -117,6 +119,8 @@ export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcom
       case 'stop':
       case 'wait':
         return await daemonCommand(command, rest, io)
+      case 'send':
+        return done(await sendCommand(rest, io))
       default:
         return done(top(argv, io))
     }
@@ -140,7 +144,7 @@ function top(argv: string[], io: CliIo): number {
     allowPositionals: true,
     options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
   })
-  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status, reap, start, stop and wait`)
+  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status, reap, send, start, stop and wait`)
   if (values.version) {
     io.stdout(`${version()}\n`)
     return EX.OK
@@ -149,7 +153,7 @@ function top(argv: string[], io: CliIo): number {
     io.stdout(HELP.main)
     return EX.OK
   }
-  throw new UsageError('', 'a command is missing; the commands are run, status, reap, start, stop and wait')
+  throw new UsageError('', 'a command is missing; the commands are run, status, reap, send, start, stop and wait')
 }
 
 async function run(argv: string[], io: CliIo): Promise<Outcome> {

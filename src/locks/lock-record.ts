@@ -181,6 +181,8 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean
     data: record.data ?? null,
     token: record.token,
   }
+  // Optional: present when the holder listens for messages (src/messaging/).
+  if (typeof record.socket === 'string' && record.socket !== '') owner.socket = record.socket
   return { path, id: `t${owner.token}`, kind: 'record', owner, stats }
 }
 

@@ -6,6 +6,8 @@ import { describeOwner, inInitialPidNamespace, selfIdentity, type LockOwner, typ
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
+import { Listener, validateListen, type ListenOptions, type MessageHandler } from '../messaging/listener.js'
+import { removeDeadSocket, socketListening } from '../messaging/socket-dir.js'
 
 /**
  * Options of `acquirePidLock` and `acquirePidLockSync`. `D` is the type of `data`. Every option
@@ -30,6 +32,13 @@ export interface PidLockOptions<D = unknown> {
   checkInterval?: number | undefined
   /** The command shown to a second instance; defaults to this process's command line. Kept to 256 characters. */
   command?: string | undefined
+  /**
+   * Listen for messages from other processes (`messageHolder`, `exitguard send`) while the
+   * lock is held; what it returns (or resolves) is the reply. See docs/messaging.md.
+   */
+  onMessage?: MessageHandler | undefined
+  /** How to listen (socket directory, size cap, connections, deadline); only with `onMessage`. */
+  messaging?: ListenOptions | undefined
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
@@ -60,6 +69,7 @@ export interface PidLockFree {
   owner?: undefined
   reason?: undefined
   foreign?: undefined
+  listening?: undefined
 }
 
 /**
@@ -77,6 +87,8 @@ export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D =
   reason: string
   /** The holder is on another host and could not be checked. */
   foreign: boolean
+  /** The holder took the lock with `onMessage` and its socket is there: `messageHolder` can reach it. */
+  listening: boolean
 }
 
 const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
@@ -104,9 +116,10 @@ export class PidLock<D = unknown> extends LockGuard {
   readonly #ino: number
   readonly #dev: number
   #handedOver = false
+  readonly #listener: Listener | null
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null) {
     super(`pid lock ${path}`, options.onCompromised)
     this.path = path
     this.owner = owner
@@ -116,6 +129,8 @@ export class PidLock<D = unknown> extends LockGuard {
     this.#ino = file.ino
     this.#dev = file.dev
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
+    this.#listener = listener
+    listener?.activate()
   }
 
   /** @internal Checks the file is still ours; reports once if not. */
@@ -156,6 +171,8 @@ export class PidLock<D = unknown> extends LockGuard {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
     } finally {
       closeSync(this.#fd)
+      // After the lock file: a sender that finds the socket gone then finds the lock gone too.
+      this.#listener?.close()
     }
   }
 }
@@ -263,7 +280,8 @@ export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreada
   const snapshot = readSnapshot(opts.path)
   if (!snapshot) return { state: 'free' }
   const verdict = judgeSnapshot(snapshot, opts.unreadableGrace)
-  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign }
+  const listening = !verdict.dead && socketListening(snapshot.owner)
+  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign, listening }
 }
 
 /**
@@ -337,6 +355,12 @@ function validate(path: string, options: PidLockOptions, creates = false): Valid
       throw new ExitguardError('EPIDNS', `pidOnly can't be used for ${opts.path} here: this process runs in a PID namespace other than the host's (a container), and a bare PID names no namespace, so a process in another namespace sharing the directory could judge this live lock stale. Drop pidOnly: the full record names its namespace.`, { path: opts.path })
     }
   }
+  if (opts.onMessage !== undefined) {
+    validateListen(opts.onMessage, opts.messaging)
+    if (opts.pidOnly) throw invalidArgValue('onMessage', opts.onMessage, 'cannot be combined with pidOnly: a bare PID file has no room for the socket path')
+  } else if (opts.messaging !== undefined) {
+    throw invalidArgValue('messaging', opts.messaging, 'needs onMessage (the handler the messages go to)')
+  }
   return opts
 }
 
@@ -399,6 +423,7 @@ class Attempt {
   #dev = 0
   readonly #owner: LockOwner
   #linked = false
+  #listener: Listener | null = null
 
   /** The id our record has once read back (see lock-record's Snapshot.id). */
   get #id(): string {
@@ -420,6 +445,12 @@ class Attempt {
       throw fsError(err, path, 'create the lock file')
     }
     try {
+      if (opts.onMessage) {
+        // Listening before the race, so the socket named in the record answers from the moment
+        // the lock is won; it hands nothing to the handler until then (activate()).
+        this.#listener = new Listener(this.#owner.token, opts.onMessage, validateListen(opts.onMessage, opts.messaging))
+        this.#owner.socket = this.#listener.path
+      }
       const record = formatRecord(this.#owner, opts.pidOnly)
       const written = writeSync(this.#fd, record)
       if (written !== Buffer.byteLength(record)) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
@@ -465,6 +496,7 @@ class Attempt {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw fsError(err, name, 'remove the stale lock file')
     }
+    removeDeadSocket(snapshot.owner)
     return true
   }
 
@@ -475,7 +507,10 @@ class Attempt {
     } catch {
       // already gone
     }
-    if (!this.#linked) closeSync(this.#fd)
+    if (!this.#linked) {
+      closeSync(this.#fd)
+      this.#listener?.close()
+    }
     this.#fd = -1
   }
 
@@ -483,7 +518,9 @@ class Attempt {
     this.#linked = true
     const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
     this.close()
-    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts)
+    // The dead holder's socket (SIGKILL leaves it) goes with its lock.
+    if (previous?.kind === 'record') removeDeadSocket(previous.owner)
+    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener)
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */
