@@ -88,7 +88,7 @@ describe('the lock file', () => {
 
   it('a second acquire in the same process is refused (not re-entrant), and the message says so', () => {
     using _lock = acquirePidLockSync(lockPath)
-    expect(() => acquirePidLockSync(lockPath)).toThrow(expect.objectContaining({ code: 'ELOCKED', message: expect.stringContaining('is already held by this process') }))
+    expect(() => acquirePidLockSync(lockPath)).toThrow(expect.objectContaining({ code: 'ELOCKED', message: expect.stringContaining('is held by this process (another thread or copy of exitguard)') }))
     expect(() => acquirePidLockSync(lockPath)).not.toThrow(/kill/)
   })
 })
@@ -467,7 +467,7 @@ describe('pidOnly: "held here" is process-wide and by file, not by path (issue 9
     expect(r.stderr).toBe('')
     const results = r.stdout.trim().split('\n').map((line) => JSON.parse(line))
     expect(results.map((x) => x.case)).toEqual(['worker', 'alias', 'cjs'])
-    for (const x of results) expect(x, x.case).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining('already held by this process') })
+    for (const x of results) expect(x, x.case).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining('held by this process (another thread or copy of exitguard)') })
     expect(readdirSync(tmp.dir).sort()).toEqual(['alias', 'real'])
   })
 })

@@ -382,10 +382,13 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
   }
   if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
-    const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    // It may be this thread's own PidLock, another thread's, or one a terminated worker left.
+    const holder = `this process (another thread or copy of exitguard) since ${snapshot.owner.createdAt}`
+    const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() leaves its locks held until this process exits.'
+    const waited = Date.now() - started
     return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message })
+      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message: `The lock ${opts.path} is held by ${holder}. ${advice}` })
   }
   if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
     // Foreign on this host: another PID namespace (a container), not another host.
