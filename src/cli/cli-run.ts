@@ -3,6 +3,8 @@ import { ExitguardError, LockHeldError } from '../errors.js'
 import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
+import { configure } from '../exit/registry.js'
+import { holdCommand } from '../keeper/hold.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */
@@ -12,7 +14,14 @@ export interface RunRequest {
   tmpdir: boolean
   data: unknown
   command: string[]
+  /** A keeper process stops the command and releases the lock if this wrapper is SIGKILLed. Default true. */
+  keeper?: boolean
+  /** Milliseconds from the keeper's SIGTERM to its SIGKILL of the command. Default `DEFAULT_GRACE`. */
+  grace?: number
 }
+
+/** How long the keeper lets the command end on SIGTERM before SIGKILL, once the wrapper is gone. */
+export const DEFAULT_GRACE = 5000
 
 /**
  * Forwarded to the child rather than left to exitguard's exit hooks: the child
@@ -38,6 +47,9 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
   }
   for (const signal of FORWARDED) process.on(signal, onSignal)
+  // The keeper (docs/keeper.md) is what keeps "one at a time" true when this wrapper is SIGKILLed:
+  // it stops the command, then removes the temp dir and the lock, in that order.
+  if (req.keeper !== false) configure({ keeper: true })
   const cleanup: (() => unknown)[] = []
   try {
     let lock: { release(): unknown }
@@ -66,6 +78,8 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     return await new Promise<Outcome>((resolve) => {
       const [file, ...args] = req.command as [string, ...string[]]
       child = spawn(file, args, { stdio: 'inherit', env })
+      const held = child.pid === undefined ? null : holdCommand(child.pid, req.grace ?? DEFAULT_GRACE)
+      child.once('exit', () => held?.release())
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR

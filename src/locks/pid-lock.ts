@@ -5,6 +5,8 @@ import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapsh
 import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import { exitRegistry } from '../exit/registry.js'
+import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
+import type { Keeper } from '../keeper/keeper.js'
 
 /** Options of `acquirePidLock` and `acquirePidLockSync`. */
 export interface PidLockOptions {
@@ -65,10 +67,14 @@ export class PidLock extends LockGuard {
   readonly #fd: number
   readonly #ino: number
   readonly #dev: number
+  /** The keeper's copy (keeper option on): it unlinks the file if this process is killed. */
+  readonly #keeper: KeeperHold | null
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+  constructor(path: string, owner: LockOwner, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, keeper: Keeper | null = null) {
     super(`pid lock ${path}`, options.onCompromised)
+    this.#keeper = holdLock(keeper, path, file.dev, file.ino, owner.token)
+    if (this.#keeper) this.relabel(`pid lock ${path}${this.#keeper.note}`)
     this.path = path
     this.owner = owner
     this.tookOverFrom = tookOverFrom
@@ -106,8 +112,10 @@ export class PidLock extends LockGuard {
       if (lost) this.compromise(new LockCompromisedError(this.path, lost))
       // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
       else if (!this.compromised) unlinkSync(this.path)
+      this.#keeper?.release()
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
+      else this.#keeper?.release()
     } finally {
       closeSync(this.#fd)
     }
@@ -306,6 +314,8 @@ class Attempt {
   #dev = 0
   readonly #owner: LockOwner
   #linked = false
+  /** This thread's keeper, named in our record as co-holder (not for pidOnly: a bare PID can't name it). */
+  readonly #keeper: Keeper | null
 
   /** The id our record has once read back (see lock-record's Snapshot.id). */
   get #id(): string {
@@ -320,6 +330,8 @@ class Attempt {
     // a link and a registration, not a module load (measured: 6 ms of a 9 ms hand-off).
     exitRegistry().hook()
     this.#owner = makeOwner(opts.data, opts.command)
+    this.#keeper = opts.pidOnly ? null : threadKeeper()
+    if (this.#keeper) this.#owner.keeper = { pgid: this.#keeper.pgid }
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
@@ -385,7 +397,7 @@ class Attempt {
     this.#linked = true
     const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
     this.close()
-    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts)
+    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#keeper)
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */
