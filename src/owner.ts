@@ -48,11 +48,11 @@ export interface LockOwner extends ProcessIdentity {
   /** Unique per acquisition: tells two records of the same process apart. */
   token: string
   /**
-   * The holder's keeper (docs/keeper.md), a co-holder: the lock stays held while the holder
-   * or this process group lives, so the keeper can stop the holder's work and unlink the file
+   * The holder's keeper process (docs/keeper.md), a co-holder: the lock stays held while the
+   * holder or its keeper runs, so the keeper can stop the holder's work and unlink the file
    * after a SIGKILL without racing a taker. Absent (or null) without a keeper.
    */
-  keeper?: { pgid: number } | null
+  keeper?: { pid: number; startTime: string } | null
 }
 
 /** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */

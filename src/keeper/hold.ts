@@ -32,7 +32,7 @@ export class KeeperHold {
 
   /** For `registered()` labels: says who else will release it. */
   get note(): string {
-    return ` (its keeper, PID ${this.keeper.pgid}, releases it if this ${this.keeper.scope} is killed)`
+    return ` (its keeper, PID ${this.keeper.pid}, releases it if this ${this.keeper.scope} is killed)`
   }
 
   /** The owner released it (or kept it): the keeper must forget it. */

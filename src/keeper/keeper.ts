@@ -1,8 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, writeSync } from 'node:fs'
-import type { Socket } from 'node:net'
+import { spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
+import { closeSync, existsSync, writeSync } from 'node:fs'
+import { Socket } from 'node:net'
 import { debuglog } from 'node:util'
 import { isMainThread } from 'node:worker_threads'
+import { readStartTime } from '../owner.js'
+import { makeKeeperPipe } from './keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH } from './keeper-program.js'
 import { ownerTask } from './owner-task.js'
 
@@ -17,31 +19,30 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4))
  * it, told each guard's acquisition and early release as one line, and left to release what is
  * still registered once this thread or process has ended (see keeper-program.ts).
  *
- * The only write end of its stdin lives here (Node's descriptors are close-on-exec), so its
- * EOF is this thread's end: the kernel closes it when the process dies by any means, and Node
- * closes it when a worker thread's event loop is torn down.
+ * The only write end of its input lives here (close-on-exec, so no child of ours inherits it),
+ * so its EOF is this thread's end: the kernel closes it when the process dies by any means,
+ * and Node closes it when a worker thread's event loop is torn down (it is wrapped in a handle).
  */
 export class Keeper {
-  /** The keeper's process group (= session) id: what a lock record names as its co-holder. */
-  readonly pgid: number
-  readonly #socket: Socket
-  readonly #fd: number | null
+  /** The keeper's PID: a lock record names it (with its start time) as co-holder. */
+  readonly pid: number
+  /** Its start time as the OS reports it, so a reused PID is not taken for it. */
+  readonly startTime: string
+  readonly #fd: number
+  readonly #handle: Socket
   #next = 1
   #alive = true
 
-  private constructor(child: ChildProcess) {
-    this.pgid = child.pid!
-    this.#socket = child.stdin as Socket
-    // Node destroys `child.stdin` when the child exits, and sh exits at once (awk, which
-    // inherited the socket, runs on): take the socket off the ChildProcess to keep it open.
-    child.stdin = null
-    // Never keep this thread alive for the keeper's sake.
-    this.#socket.unref()
-    this.#socket.on('error', () => this.#died('its input pipe failed'))
-    // Written with writeSync on the descriptor: a line is in the kernel before a guard returns,
-    // so a SIGKILL right after still finds it. The stream's own write could queue it in memory.
-    const fd = (this.#socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd
-    this.#fd = typeof fd === 'number' && fd >= 0 ? fd : null
+  private constructor(pid: number, startTime: string, fd: number) {
+    this.pid = pid
+    this.startTime = startTime
+    this.#fd = fd
+    // Lines are written with writeSync on the descriptor: each is in the kernel before a guard
+    // returns, so a SIGKILL right after still finds it. The handle only closes the descriptor
+    // when a worker's loop is torn down, and is unref'd: it never keeps this thread alive.
+    this.#handle = new Socket({ fd, readable: false, writable: true })
+    this.#handle.on('error', () => {})
+    this.#handle.unref()
   }
 
   /** Starts a keeper for the calling thread, or returns null where none can run. */
@@ -51,33 +52,34 @@ export class Keeper {
     const task = ownerTask()
     if (!task) return null
     const started = performance.now()
-    let child: ChildProcess
+    const pipe = makeKeeperPipe()
+    if (!pipe) {
+      debug('keeper: no pipe could be made (mkfifo, or the temp dir)')
+      return null
+    }
+    let pid = 0
     try {
-      child = spawn('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f'], {
+      const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f'], {
         // A new session: no terminal, no Ctrl-C, none of the owner's process-group signals.
+        // (spawnSync honours `detached` as spawn does; @types/node leaves it out.)
         detached: true,
         // Never the owner's stdout/stderr: `out=$(node app.js)` must return when the owner ends.
-        stdio: ['pipe', 'ignore', 'ignore'],
-      })
-    } catch (err) {
-      debug('keeper could not start: %s', (err as Error).message)
+        stdio: [pipe.read, 'pipe', 'ignore'],
+        encoding: 'latin1',
+        timeout: 10_000,
+      } as SpawnSyncOptionsWithStringEncoding)
+      pid = sh.status === 0 ? Number(sh.stdout.trim()) : 0
+      if (!(pid > 1)) debug('keeper: its shell failed (%s)', sh.error?.message ?? (sh.status === 127 ? 'awk not found' : `status ${sh.status}`))
+    } finally {
+      closeSync(pipe.read) // the keeper's end: the owner must not hold it (EPIPE tells a dead keeper)
+    }
+    const startTime = pid > 1 ? readStartTime(pid) : null
+    if (startTime === null) {
+      closeSync(pipe.write)
       return null
     }
-    if (child.pid === undefined) {
-      child.on('error', () => {})
-      return null
-    }
-    const keeper = new Keeper(child)
-    child.on('error', (err) => keeper.#died(err.message))
-    child.on('exit', (code) => {
-      // sh exits as soon as awk runs in the background; anything else means no keeper.
-      if (code !== 0) keeper.#died(code === 127 ? 'awk was not found' : `its shell exited with ${code}`)
-    })
-    // The main thread ends with the process, and init reaps sh then. A worker's loop may end
-    // first: stay referenced until sh has been reaped (a few ms), or it stays a zombie.
-    if (isMainThread) child.unref()
-    debug('keeper PID %d started for %s in %s ms', keeper.pgid, task.dir || `PID ${task.pid}`, (performance.now() - started).toFixed(2))
-    return keeper
+    debug('keeper PID %d started for %s in %s ms', pid, task.dir || `PID ${task.pid}`, (performance.now() - started).toFixed(2))
+    return new Keeper(pid, startTime, pipe.write)
   }
 
   /** What it watches, for messages: this process (main thread) or this thread (a worker). */
@@ -103,11 +105,7 @@ export class Keeper {
   }
 
   #write(line: string): boolean {
-    debug('keeper %d: %s', this.pgid, line.trimEnd())
-    if (this.#fd === null) {
-      this.#socket.write(line)
-      return this.#alive
-    }
+    debug('keeper %d: %s', this.pid, line.trimEnd())
     const bytes = Buffer.from(line)
     let stalled = 0
     for (let offset = 0; offset < bytes.length; ) {
@@ -130,8 +128,9 @@ export class Keeper {
   #died(why: string): void {
     if (!this.#alive) return
     this.#alive = false
+    this.#handle.destroy() // closes the descriptor: nothing more to tell it
     try {
-      writeSync(2, `exitguard: the keeper process (PID ${this.pgid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.\n`)
+      writeSync(2, `exitguard: the keeper process (PID ${this.pid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.\n`)
     } catch {
       // no stderr
     }

@@ -331,7 +331,7 @@ class Attempt {
     exitRegistry().hook()
     this.#owner = makeOwner(opts.data, opts.command)
     this.#keeper = opts.pidOnly ? null : threadKeeper()
-    if (this.#keeper) this.#owner.keeper = { pgid: this.#keeper.pgid }
+    if (this.#keeper) this.#owner.keeper = { pid: this.#keeper.pid, startTime: this.#keeper.startTime }
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
