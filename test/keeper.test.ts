@@ -73,7 +73,7 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     console.log(`keeper: 1,002 entries released ${took} ms after SIGKILL`)
   })
 
-  it('leaves alone an entry replaced since it was registered (same path, another inode)', async () => {
+  it('leaves alone an entry replaced since it was registered (same path; the inode number may even be reused)', async () => {
     mkdirSync(join(dir, 'tmp'))
     mkdirSync(join(dir, 'outside'))
     const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '2']))

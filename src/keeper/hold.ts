@@ -49,13 +49,13 @@ function hold(keeper: Keeper | null, line: string | null): KeeperHold | null {
   return id === null ? null : new KeeperHold(keeper, id)
 }
 
-/** A temp file or dir just created at `path` (its (dev, ino) are read now). */
+/** A temp file or dir just created at `path` (its (dev, ino) and birth time are read now). */
 export function holdTemp(path: string): KeeperHold | null {
   const keeper = threadKeeper()
   if (!keeper) return null
   try {
-    const stats = lstatSync(path)
-    return hold(keeper, tempLine(stats.dev, stats.ino, path))
+    const stats = lstatSync(path, { bigint: true })
+    return hold(keeper, tempLine(stats.dev, stats.ino, stats.birthtimeNs, path))
   } catch {
     return null // already gone: nothing to hold
   }

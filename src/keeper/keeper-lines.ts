@@ -5,9 +5,16 @@
  * entry is not given to the keeper (it is still released in-process), and null says so.
  */
 
-/** A temp file or directory, identified by its (dev, ino). */
-export function tempLine(dev: number, ino: number, path: string): string | null {
-  return safe(path) ? `T ${dev} ${ino} ${path}` : null
+/** A temp file or directory, identified by its (dev, ino) and birth time ("0" where unknown). */
+export function tempLine(dev: bigint, ino: bigint, birthtimeNs: bigint, path: string): string | null {
+  return safe(path) ? `T ${dev} ${ino} ${birthTime(birthtimeNs)} ${path}` : null
+}
+
+/** As stat(1) prints it: GNU `%.9W` (s.ns) on Linux, BSD `%B` (whole seconds) on macOS. */
+function birthTime(ns: bigint): string {
+  if (ns <= 0n) return '0'
+  const seconds = ns / 1_000_000_000n
+  return process.platform === 'linux' ? `${seconds}.${String(ns % 1_000_000_000n).padStart(9, '0')}` : String(seconds)
 }
 
 /** A PID lock file, identified by its (dev, ino) and the token of its record. */

@@ -19,7 +19,9 @@
  * /proc), $3 the owner's PID, $4 its start time, $5 the stat(1) flag for a format ("-c" GNU,
  * "-f" BSD). Lines (one per write, newline-free fields, the path last):
  *
- *     +ID T DEV INO PATH          a temp file or dir, removed with rm -rf if (dev, ino) still match
+ *     +ID T DEV INO BTIME PATH    a temp file or dir, removed with rm -rf if (dev, ino, birth
+ *                                 time) still match: a file system reuses a freed inode number
+ *                                 at once, so (dev, ino) alone can't tell a replacement apart
  *     +ID L DEV INO TOKEN PATH    a PID lock file, unlinked if (dev, ino) match and it holds TOKEN
  *     +ID C PID GRACE START       a command: SIGTERM, then SIGKILL after GRACE ms, while START matches
  *     -ID                         released by the owner: forget it
@@ -44,7 +46,7 @@ END {
   for (i = top; i >= 1; i--) {
     if (!(i in entry)) continue
     split(entry[i], f, " ")
-    if (f[2] == "T") { nt++; tpath[nt] = rest(entry[i], 4); tid[nt] = f[3] " " f[4]; continue }
+    if (f[2] == "T") { nt++; tpath[nt] = rest(entry[i], 5); tid[nt] = f[3] " " f[4] " " btime(f[5]); continue }
     flushtemps()
     if (f[2] == "C") stopcommand(f[3], f[4] + 0, rest(entry[i], 4))
     else if (f[2] == "L") releaselock(f[3] " " f[4], f[5], rest(entry[i], 5))
@@ -57,6 +59,8 @@ function rest(s, n) { while (n-- > 0) s = substr(s, index(s, " ") + 1); return s
 # Single-quotes s for sh.
 function q(s,   r, i) { r = ""; while ((i = index(s, "'")) > 0) { r = r substr(s, 1, i - 1) "'\"'\"'"; s = substr(s, i + 1) } return "'" r s "'" }
 function trim(s) { gsub(/^ +| +$/, "", s); return s }
+# A birth time as stat(1) or Node gives it; "0" where the file system keeps none.
+function btime(s) { return s ~ /^[-0.]*$/ ? "0" : s }
 # 1 while the process or task whose /proc dir is dir (or, without /proc, whose PID is pid) runs
 # with start time st: a missing entry, a zombie or another start time is proof of death.
 function running(dir, pid, st,   s, r, a, cmd) {
@@ -95,14 +99,14 @@ function stopcommand(pid, grace, st,   d, i, waited) {
 # Temp entries, in batches: one stat(1) and one rm(1) for as many as fit in one sh -c string
 # (Linux caps one argument at 128 kB). rm -rf walks with openat/unlinkat and never follows a
 # symlink; only entries whose (dev, ino) still match are given to it.
-function flushtemps(   k, j, end, cmd, s, name, seen, list, n) {
+function flushtemps(   k, j, end, cmd, s, name, seen, list, n, a) {
   for (k = 1; k <= nt; k = end) {
-    cmd = "exec stat " sf " '%d %i %n' --"
+    cmd = "exec stat " sf (sf == "-c" ? " '%d %i %.9W %n'" : " '%d %i %B %N'") " --"
     for (end = k; end <= nt && (end == k || length(cmd) < 60000); end++) cmd = cmd " " q(tpath[end])
     cmd = cmd " 2>/dev/null"
     split("", seen)
     # (A command is always one variable before "| getline": mawk reads 'a b | getline' as a (b | getline).)
-    while ((cmd | getline s) > 0) { name = rest(s, 2); seen[name] = substr(s, 1, length(s) - length(name) - 1) }
+    while ((cmd | getline s) > 0) { split(s, a, " "); seen[rest(s, 3)] = a[1] " " a[2] " " btime(a[3]) }
     close(cmd)
     list = ""; n = 0
     for (j = k; j < end; j++) if ((tpath[j] in seen) && seen[tpath[j]] == tid[j]) { list = list " " q(tpath[j]); n++ }
