@@ -32,6 +32,9 @@ export class Keeper {
   readonly #handle: Socket
   #next = 1
   #alive = true
+  /** Releases not yet written (see `drop`). */
+  #dropped = ''
+  #flushSoon: NodeJS.Immediate | null = null
 
   private constructor(pid: number, startTime: string, fd: number) {
     this.pid = pid
@@ -43,6 +46,8 @@ export class Keeper {
     this.#handle = new Socket({ fd, readable: false, writable: true })
     this.#handle.on('error', () => {})
     this.#handle.unref()
+    // The exit paths release guards in exitguard's own 'exit' listener, added before this one.
+    process.once('exit', () => this.flush())
   }
 
   /** Starts a keeper for the calling thread, or returns null where none can run. */
@@ -96,16 +101,38 @@ export class Keeper {
   hold(fields: string): number | null {
     if (!this.#alive) return null
     const id = this.#next++
-    return this.#write(`+${id} ${fields}\n`) ? id : null
+    debug('keeper %d: +%d %s', this.pid, id, fields)
+    // Pending releases go in the same write: one syscall (and one wake-up of the keeper) per guard.
+    const line = `${this.#dropped}+${id} ${fields}\n`
+    this.#dropped = ''
+    return this.#write(line) ? id : null
   }
 
-  /** Forgets entry `id`: the owner has released it. */
+  /**
+   * Forgets entry `id`: the owner has released it. Told lazily (with the next registration, on
+   * the next loop turn, or at exit): a release the keeper hasn't heard of is harmless, since it
+   * only ever acts on what still matches (dev, ino and birth time; a lock's token; a command's
+   * start time), and what the owner released no longer does.
+   */
   drop(id: number): void {
-    if (this.#alive) this.#write(`-${id}\n`)
+    if (!this.#alive) return
+    debug('keeper %d: -%d', this.pid, id)
+    this.#dropped += `-${id}\n`
+    if (this.#dropped.length > 4096) this.flush()
+    else this.#flushSoon ??= setImmediate(() => this.flush()).unref()
+  }
+
+  /** Writes the pending releases now. */
+  flush(): void {
+    if (this.#flushSoon) clearImmediate(this.#flushSoon)
+    this.#flushSoon = null
+    if (!this.#alive || this.#dropped === '') return
+    const lines = this.#dropped
+    this.#dropped = ''
+    this.#write(lines)
   }
 
   #write(line: string): boolean {
-    debug('keeper %d: %s', this.pid, line.trimEnd())
     const bytes = Buffer.from(line)
     let stalled = 0
     for (let offset = 0; offset < bytes.length; ) {
@@ -113,7 +140,7 @@ export class Keeper {
         offset += writeSync(this.#fd, bytes, offset)
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        // The socket is non-blocking: a full buffer means the keeper is behind. It drains in µs.
+        // Non-blocking: a full pipe means the keeper is behind. It drains in µs.
         if (code === 'EAGAIN' && (stalled ||= performance.now()) > performance.now() - STALL_MS) {
           Atomics.wait(sleeper, 0, 0, 0.1)
           continue
