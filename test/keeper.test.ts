@@ -318,6 +318,7 @@ describe('the keeper option', () => {
     `
     const run = (env: NodeJS.ProcessEnv = {}) => startNode('--input-type=module', ['-e', script], { env }).done
     expect((await run()).stdout).toBe('{"main":false,"worker":true,"set":true}\nERR_INVALID_ARG_TYPE\n')
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('| `keeper` | `false` in the main thread, `true` in workers')
     expect((await run({ EXITGUARD_KEEPER: '1' })).stdout).toBe('{"main":true,"worker":true,"set":true}\nERR_INVALID_ARG_TYPE\n')
     expect((await run({ EXITGUARD_KEEPER: '0' })).stdout).toBe('{"main":false,"worker":false,"set":true}\nERR_INVALID_ARG_TYPE\n')
   })
