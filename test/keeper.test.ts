@@ -159,19 +159,27 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
   it('the wrapper SIGKILLed: the command gets SIGTERM, and the lock is free only once it has ended', async () => {
     const lock = join(dir, 'job.pid')
     const marker = join(dir, 'running')
-    // The command marks itself running; on SIGTERM it takes 200 ms to wind down, then unmarks.
-    const command = `echo $$ > ${marker}; trap 'sleep 0.2; rm -f ${marker}; exit 0' TERM; echo ready; while :; do sleep 0.05; done`
-    const run = track(startNode(bin, ['run', '--lock', lock, '--grace', '10000', '--tmpdir', '--', 'sh', '-c', command], { env: { TMPDIR: dir } }))
+    const go = join(dir, 'go')
+    // The command marks itself running; on SIGTERM it winds down until the test says go, then unmarks.
+    const command = `echo $$ > ${marker}; trap 'while [ ! -e ${go} ]; do sleep 0.02; done; rm -f ${marker} ${go}; exit 0' TERM; echo ready; while :; do sleep 0.05; done`
+    const run = track(startNode(bin, ['run', '--lock', lock, '--grace', '60000', '--tmpdir', '--', 'sh', '-c', command], { env: { TMPDIR: dir } }))
     await run.waitFor('ready')
     const pid = Number(readFileSync(marker, 'utf8'))
     const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
-    pids.push(keeper)
+    pids.push(keeper, pid)
     run.child.kill('SIGKILL')
-    // The lock stays held while the command winds down: a second run can't start a second copy.
-    const second = startNode(bin, ['run', '--lock', lock, '--wait', '30000', '--', 'sh', '-c', `test -e ${marker} && echo OVERLAP || echo alone`])
-    const r = await second.done
-    expect(r).toMatchObject({ code: 0, stdout: 'alone\n' })
-    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') Z')).toBe(false)
+    // While the command winds down, the lock is held by the keeper: status says so, and a run
+    // that won't wait is told why, with no advice to kill a dead PID.
+    expect(await eventually(() => /its keeper \(PID \d+\) is releasing/.test(readPidLock(lock).reason ?? ''))).toBe(true)
+    const busy = await startNode(bin, ['run', '--lock', lock, '--', 'true']).done
+    expect(busy.code).toBe(75)
+    expect(busy.stderr).toContain(`has ended and its keeper (PID ${keeper}) is releasing what it held`)
+    expect(busy.stderr).not.toContain('kill ')
+    // A second run queued behind can't start a second copy: it starts once the command has ended.
+    const second = startNode(bin, ['run', '--lock', lock, '--wait', '60000', '--', 'sh', '-c', `test -e ${marker} && echo OVERLAP || echo alone`])
+    writeFileSync(go, '')
+    expect(await second.done).toMatchObject({ code: 0, stdout: 'alone\n' })
+    expect(running(pid)).toBe(false)
     expect(await eventually(() => !running(keeper))).toBe(true)
     expect(readdirSync(dir)).toEqual([]) // the --tmpdir dir went too
     await run.done

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { ExitguardError, LockHeldError } from '../errors.js'
 import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
 import { configure } from '../exit/registry.js'
-import { holdCommand } from '../keeper/hold.js'
+import { spawnHeld } from '../keeper/spawn-held.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */
@@ -77,9 +77,10 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (received) return signalled(received)
     return await new Promise<Outcome>((resolve) => {
       const [file, ...args] = req.command as [string, ...string[]]
-      child = spawn(file, args, { stdio: 'inherit', env })
-      const held = child.pid === undefined ? null : holdCommand(child.pid, req.grace ?? DEFAULT_GRACE)
-      child.once('exit', () => held?.release())
+      // Through the keeper's gate when it runs: the command starts only once the keeper knows it.
+      const started = spawnHeld(file, args, env, req.grace ?? DEFAULT_GRACE)
+      child = started.child
+      child.once('exit', () => started.held?.release())
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR

@@ -2,10 +2,11 @@ import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlink
 import { basename, dirname, join, resolve } from 'node:path'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { checkData, formatRecord, heldHere, judgeSnapshot, makeOwner, readSnapshot, type Snapshot } from './lock-record.js'
-import type { LockOwner } from '../owner.js'
+import { judgeOwner, type LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import { exitRegistry } from '../exit/registry.js'
 import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
+import { keeperStillHolds } from '../keeper/keeper-record.js'
 import type { Keeper } from '../keeper/keeper.js'
 
 /** Options of `acquirePidLock` and `acquirePidLockSync`. */
@@ -281,6 +282,14 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
   if (snapshot.owner.pid === process.pid && heldHere.has(opts.path)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperStillHolds(snapshot.owner) : null
+  if (keeper) {
+    // Not "kill <holder>": the holder is dead; its keeper is stopping its command (docs/keeper.md).
+    const message = `The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`
     return opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
       : new LockHeldError(opts.path, snapshot.owner, { message })
