@@ -308,7 +308,7 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
     pids.push(keeper)
     expect(holder.stderr()).toMatch(new RegExp(`keeper PID ${keeper} started for /proc/${holder.pid} in [\\d.]+ ms`))
     expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ L \\d+ \\d+ \\w+ ${join(dir, 'app.pid')}`))
-    expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ T \\d+ \\d+ ${join(dir, 'tmp')}/tree-`))
+    expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ T \\d+ \\d+ [\\d.]+ ${join(dir, 'tmp')}/tree-`))
   })
 })
 
