@@ -14,9 +14,9 @@ import { commandLine, lockLine, tempLine } from './keeper-lines.js'
 const kKeeper = Symbol.for('exitguard.keeper.v1')
 const slot = globalThis as typeof globalThis & { [kKeeper]?: { keeper: Keeper | null } }
 
-/** This thread's keeper, started on first need; null if the `keeper` option is off (unless `force`) or none can run. */
-export function threadKeeper(force = false): Keeper | null {
-  if (!force && !exitRegistry().options.keeper) return null
+/** This thread's keeper, started on first need; null if the `keeper` option is off or none can run. */
+export function threadKeeper(): Keeper | null {
+  if (!exitRegistry().options.keeper) return null
   const state = (slot[kKeeper] ??= { keeper: Keeper.start() })
   return state.keeper?.alive ? state.keeper : null
 }
@@ -67,8 +67,8 @@ export function holdLock(keeper: Keeper | null, path: string, dev: number, ino: 
 }
 
 /** A command this thread started: stopped (SIGTERM, SIGKILL after `graceMs`) if this thread dies first. */
-export function holdCommand(pid: number, graceMs: number, force = false): KeeperHold | null {
-  const keeper = threadKeeper(force)
+export function holdCommand(pid: number, graceMs: number): KeeperHold | null {
+  const keeper = threadKeeper()
   const startTime = keeper ? readStartTime(pid) : null
   return startTime === null ? null : hold(keeper, commandLine(pid, graceMs, startTime))
 }
