@@ -53,6 +53,12 @@ export interface LockOwner<D = unknown> extends ProcessIdentity {
   token: string
   /** The holder's message socket (a named pipe on Windows), when it took the lock with `onMessage`. */
   socket?: string
+  /**
+   * The holder's keeper process (docs/keeper.md), a co-holder: the lock stays held while the
+   * holder or its keeper runs, so the keeper can stop the holder's work and unlink the file
+   * after a SIGKILL without racing a taker. Absent (or null) without a keeper.
+   */
+  keeper?: { pid: number; startTime: string } | null
 }
 
 /** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */

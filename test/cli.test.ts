@@ -226,8 +226,8 @@ describe('exitguard run', () => {
     }
   })
 
-  it('SIGKILL of the wrapper leaves the child running and a stale lock, which the next run takes over', async () => {
-    const run = start(['run', '--lock', lock, '--tmpdir', '--', ...sleeper], { TMPDIR: dir })
+  it('--no-keeper: SIGKILL of the wrapper leaves the child running and a stale lock, which the next run takes over', async () => {
+    const run = start(['run', '--lock', lock, '--tmpdir', '--no-keeper', '--', ...sleeper], { TMPDIR: dir })
     await run.waitFor('ready')
     const pid = childPid(run)
     orphans.push(pid)
@@ -256,7 +256,7 @@ describe('exitguard run', () => {
 
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
   it.skipIf(process.platform !== 'linux' || !setpriv)('the documented Linux recipe: setpriv --pdeathsig ends the command when the wrapper is SIGKILLed', async () => {
-    const run = start(['run', '--lock', lock, '--', setpriv!, '--pdeathsig', 'TERM', '--', ...sleeper])
+    const run = start(['run', '--lock', lock, '--no-keeper', '--', setpriv!, '--pdeathsig', 'TERM', '--', ...sleeper])
     await run.waitFor('ready')
     const pid = childPid(run)
     orphans.push(pid)

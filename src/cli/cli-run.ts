@@ -1,10 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { ExitguardError, LockHeldError } from '../errors.js'
 import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
 import { describeOwner, type LockOwner } from '../owner.js'
+import { configure } from '../exit/registry.js'
+import { spawnHeld } from '../keeper/spawn-held.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
 import { forwardedSignals } from './cli-signals.js'
 
@@ -15,7 +17,14 @@ export interface RunRequest {
   tmpdir: boolean
   data: unknown
   command: string[]
+  /** A keeper process stops the command and releases the lock if this wrapper is SIGKILLed. Default true. */
+  keeper?: boolean
+  /** Milliseconds from the keeper's SIGTERM to its SIGKILL of the command. Default `DEFAULT_GRACE`. */
+  grace?: number
 }
+
+/** How long the keeper lets the command end on SIGTERM before SIGKILL, once the wrapper is gone. */
+export const DEFAULT_GRACE = 5000
 
 /**
  * Takes the lock, runs the command with inherited stdio, forwards signals,
@@ -35,6 +44,9 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   }
   const forwarded = forwardedSignals()
   for (const signal of forwarded) process.on(signal, onSignal)
+  // The keeper (docs/keeper.md) is what keeps "one at a time" true when this wrapper is SIGKILLed:
+  // it stops the command, then removes the temp dir and the lock, in that order.
+  if (req.keeper !== false) configure({ keeper: true })
   const cleanup: (() => unknown)[] = []
   try {
     let lock: Held
@@ -64,7 +76,10 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (received) return signalled(received)
     return await new Promise<Outcome>((resolve) => {
       const [file, ...args] = req.command as [string, ...string[]]
-      child = spawn(file, args, { stdio: 'inherit', env })
+      // Through the keeper's gate when it runs: the command starts only once the keeper knows it.
+      const started = spawnHeld(file, args, env, req.grace ?? DEFAULT_GRACE)
+      child = started.child
+      child.once('exit', () => started.held?.release())
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR

@@ -45,6 +45,9 @@ Options:
   -t, --tmpdir         give COMMAND a private temp dir in TMPDIR and EXITGUARD_TMPDIR,
                        removed when it ends
   -d, --data JSON      JSON stored in the owner record, shown to whoever finds the lock held
+      --grace MS       if this wrapper is killed with SIGKILL, its keeper sends COMMAND
+                       SIGTERM, then SIGKILL after MS milliseconds (default 5000)
+      --no-keeper      no keeper process: a SIGKILL of the wrapper leaves COMMAND running
   -h, --help           show this help
 
 Exit codes:
@@ -166,6 +169,8 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       wait: { type: 'string', short: 'w' },
       tmpdir: { type: 'boolean', short: 't' },
       data: { type: 'string', short: 'd' },
+      grace: { type: 'string' },
+      'no-keeper': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -194,7 +199,15 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       throw new UsageError('run', `--data must be JSON: ${(err as Error).message}`)
     }
   }
-  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command }, io)
+  const grace = values.grace === undefined ? undefined : parseMs('--grace', values.grace)
+  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command, keeper: !values['no-keeper'], grace }, io)
+}
+
+function parseMs(option: string, text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) {
+    throw new UsageError('run', `${option} must be a whole number of milliseconds from 0 to 2147483647; got ${JSON.stringify(text)}`)
+  }
+  return Number(text)
 }
 
 function parseWait(text: string | undefined): number {

@@ -2,12 +2,15 @@ import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlink
 import { basename, dirname, join, resolve } from 'node:path'
 import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
-import { describeOwner, inInitialPidNamespace, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { describeOwner, inInitialPidNamespace, judgeOwner, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
 import { Listener, validateListen, type ListenOptions, type MessageHandler } from '../messaging/listener.js'
 import { removeDeadSocket, socketListening } from '../messaging/socket-dir.js'
+import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
+import { keeperStillHolds } from '../keeper/keeper-record.js'
+import type { Keeper } from '../keeper/keeper.js'
 
 /**
  * Options of `acquirePidLock` and `acquirePidLockSync`. `D` is the type of `data`. Every option
@@ -117,10 +120,14 @@ export class PidLock<D = unknown> extends LockGuard {
   readonly #dev: number
   #handedOver = false
   readonly #listener: Listener | null
+  /** The keeper's copy (keeper option on): it unlinks the file if this process is killed. */
+  readonly #keeper: KeeperHold | null
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null) {
+  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null, keeper: Keeper | null = null) {
     super(`pid lock ${path}`, options.onCompromised)
+    this.#keeper = holdLock(keeper, path, file.dev, file.ino, owner.token)
+    if (this.#keeper) this.relabel(`pid lock ${path}${this.#keeper.note}`)
     this.path = path
     this.owner = owner
     this.tookOverFrom = tookOverFrom
@@ -167,8 +174,10 @@ export class PidLock<D = unknown> extends LockGuard {
       if (lost) this.compromise(new LockCompromisedError(this.path, lost))
       // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
       else if (!this.compromised && !this.#handedOver) unlinkSync(this.path)
+      this.#keeper?.release()
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
+      else this.#keeper?.release()
     } finally {
       closeSync(this.#fd)
       // After the lock file: a sender that finds the socket gone then finds the lock gone too.
@@ -397,6 +406,14 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
       ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
       : new LockHeldError(opts.path, snapshot.owner, { message })
   }
+  const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperStillHolds(snapshot.owner) : null
+  if (keeper) {
+    // Not "kill <holder>": the holder is dead; its keeper is stopping its command (docs/keeper.md).
+    const message = `The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
   if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started)
   return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
 }
@@ -427,6 +444,8 @@ class Attempt {
   readonly #owner: LockOwner
   #linked = false
   #listener: Listener | null = null
+  /** This thread's keeper, named in our record as co-holder (not for pidOnly: a bare PID can't name it). */
+  readonly #keeper: Keeper | null
 
   /** The id our record has once read back (see lock-record's Snapshot.id). */
   get #id(): string {
@@ -440,7 +459,12 @@ class Attempt {
     // Load the exit hooks before the race, not after winning it: a waiter's hand-off is then
     // a link and a registration, not a module load (measured: 6 ms of a 9 ms hand-off).
     exitRegistry().hook()
-    this.#owner = makeOwner(opts.dataJson, opts.command, (opts as { [holderOption]?: ProcessIdentity })[holderOption])
+    const holder = (opts as { [holderOption]?: ProcessIdentity })[holderOption]
+    this.#owner = makeOwner(opts.dataJson, opts.command, holder)
+    // No keeper for a lock held in another process's name (exitguard start): ours would release
+    // the daemon's lock when this process ends.
+    this.#keeper = opts.pidOnly || holder ? null : threadKeeper()
+    if (this.#keeper) this.#owner.keeper = { pid: this.#keeper.pid, startTime: this.#keeper.startTime }
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
@@ -523,7 +547,7 @@ class Attempt {
     this.close()
     // The dead holder's socket (SIGKILL leaves it) goes with its lock.
     if (previous?.kind === 'record') removeDeadSocket(previous.owner)
-    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener)
+    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener, this.#keeper)
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */

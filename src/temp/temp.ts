@@ -8,6 +8,7 @@ import { reapOnce } from './reap.js'
 import { removeDirSync, removeFileSync } from './remove-tree.js'
 import { checkNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
+import { holdTemp, type KeeperHold } from '../keeper/hold.js'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
 const tmp = lazyModule<typeof Tmp>('tmp')
@@ -73,12 +74,15 @@ abstract class TempGuard {
   #path: string
   #registration: Registration | null = null
   #released = false
+  /** The keeper's copy of the registration (keeper option on), so a SIGKILL still removes it. */
+  #keeper: KeeperHold | null = null
 
   protected constructor(path: string, keep: boolean, kind: string) {
     this.#path = path
     if (!keep) {
       this.#registration = onExit(removeAtExit, this)
-      this.#registration.label = `${kind} ${path}`
+      this.#keeper = holdTemp(path)
+      this.#registration.label = `${kind} ${path}${this.#keeper?.note ?? ''}`
     }
   }
 
@@ -110,6 +114,7 @@ abstract class TempGuard {
     this.#released = true
     this.#registration?.unregister()
     this.#registration = null
+    this.#keeper?.release()
     return removed
   }
 
@@ -138,6 +143,7 @@ abstract class TempGuard {
     this.#released = true
     this.#registration?.unregister()
     this.#registration = null
+    this.#keeper?.release()
     return this.#path
   }
 
