@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, statSync } from 'node:fs'
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { holdCommand, threadKeeper, type KeeperHold } from './hold.js'
 
@@ -34,9 +34,35 @@ function runnable(file: string, path: string | undefined): boolean {
   return candidates.some((candidate) => {
     try {
       accessSync(candidate, constants.X_OK)
-      return statSync(candidate).isFile()
+      return statSync(candidate).isFile() && execFormatOk(candidate)
     } catch {
       return false
     }
   })
+}
+
+/**
+ * Whether execve would take the file itself: ELF, or a #! line whose interpreter exists. Else
+ * the plain spawn reports it (ENOEXEC, a missing interpreter) in a shell's words, where the
+ * gate's `exec` would run a #!-less file as a shell script or print sh's own message.
+ */
+function execFormatOk(file: string): boolean {
+  const head = Buffer.alloc(256)
+  const fd = openSync(file, 'r')
+  let n: number
+  try {
+    n = readSync(fd, head, 0, head.length, 0)
+  } finally {
+    closeSync(fd)
+  }
+  if (n >= 4 && head.readUInt32BE(0) === 0x7f454c46) return true // "\x7fELF"
+  if (n < 2 || head[0] !== 0x23 || head[1] !== 0x21) return false // no "#!"
+  const line = head.subarray(2, n).toString('latin1').split('\n')[0]!.trim()
+  const interpreter = line.split(/[ \t]/)[0] ?? ''
+  try {
+    accessSync(interpreter, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
 }
