@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { childProcess } from './builtins.js'
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
 
@@ -106,7 +106,7 @@ export function readStartTime(pid: number): string | null {
   if (process.platform === 'linux') return readLinuxStat(pid)?.[19] ?? null // field 22 overall
   if (process.platform === 'darwin') {
     try {
-      return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+      return childProcess().execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
     } catch {
       return null
     }
@@ -257,7 +257,7 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
 
 function darwinBootTime(): string | null {
   try {
-    return execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+    return childProcess().execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
   } catch {
     return null
   }

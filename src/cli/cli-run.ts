@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { ExitguardError, LockHeldError } from '../errors.js'
-import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
 import { describeOwner, type LockOwner } from '../owner.js'
@@ -126,6 +125,8 @@ function spawnFailure(file: string, err: NodeJS.ErrnoException, env: NodeJS.Proc
 async function acquire(req: RunRequest, signal: AbortSignal): Promise<Held> {
   const command = `exitguard run -- ${req.command.join(' ')}`.slice(0, 200)
   if (isPgUrl(req.lock)) {
+    // Loaded only for a postgres:// lock: most runs lock a file, and start-up is their cost.
+    const { acquirePgLock, parsePgLockUrl } = await import('../locks/pg-lock.js')
     const { connectionString, key } = parsePgLockUrl(req.lock)
     // The same command as for a PID lock, not process.argv: argv holds the --lock URL.
     return acquirePgLock(key, { connectionString, wait: req.wait, signal, data: req.data, command })

@@ -3,13 +3,11 @@ import { tmpdir } from 'node:os'
 import { resolve } from 'node:path'
 import { EX, parse, UsageError, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
-import { daemonCommand } from './cli-daemon.js'
 import { lsbStatus } from '../daemon/lsb-status.js'
 import { describeOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
 import { fsError } from '../errors.js'
 import { reapOrphans } from '../temp/reap.js'
-import { sendCommand } from './cli-send.js'
 
 export { EX, type CliIo, type Outcome } from './cli-common.js'
 
@@ -121,9 +119,10 @@ export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcom
       case 'start':
       case 'stop':
       case 'wait':
-        return await daemonCommand(command, rest, io)
+        // Each command's modules load when it runs: `run` in a crontab pays only for its own.
+        return await (await import('./cli-daemon.js')).daemonCommand(command, rest, io)
       case 'send':
-        return done(await sendCommand(rest, io))
+        return done(await (await import('./cli-send.js')).sendCommand(rest, io))
       default:
         return done(top(argv, io))
     }

@@ -1,4 +1,4 @@
-import { isMainThread } from 'node:worker_threads'
+import { workerThreads } from '../builtins.js'
 import { invalidArgType, invalidArgValue } from '../errors.js'
 import { installExitPaths, type ExitRunner } from './exit-paths.js'
 
@@ -37,7 +37,19 @@ export interface ExitOptions {
 /** The keeper default: on in worker threads, whose end nothing else can see; EXITGUARD_KEEPER overrides. */
 function keeperDefault(): boolean {
   const env = process.env.EXITGUARD_KEEPER
-  return env === '1' || env === 'true' ? true : env === '0' || env === 'false' ? false : !isMainThread
+  return env === '1' || env === 'true' ? true : env === '0' || env === 'false' ? false : !workerThreads().isMainThread
+}
+
+/** The options with `keeper` worked out on first read: loading node:worker_threads at import costs ms. */
+function lazyKeeperDefault(options: Omit<ExitOptions, 'keeper'>): ExitOptions {
+  let keeper: boolean | undefined
+  return Object.defineProperty(options, 'keeper', {
+    enumerable: true,
+    get: () => (keeper ??= keeperDefault()),
+    set: (value: boolean) => {
+      keeper = value
+    },
+  }) as ExitOptions
 }
 
 /** One registration: a node of a doubly linked list, so removal is O(1). */
@@ -70,7 +82,7 @@ export class ExitRegistry {
   private tail: Entry | null = null
   private count = 0
   private hooked = false
-  readonly options: ExitOptions = { asyncTimeout: 5000, keeper: keeperDefault() }
+  readonly options: ExitOptions = lazyKeeperDefault({ asyncTimeout: 5000 })
   runner: ExitRunner | null = null
 
   /** Installs the exit hooks now (they go in on the first registration, never at import). */

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { childProcess } from '../builtins.js'
 import { closeSync, constants, mkdtempSync, openSync, rmdirSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,7 +28,7 @@ export function makeKeeperPipe(): KeeperPipe | null {
   const fifo = join(dir, 'in')
   let read = -1
   try {
-    const made = spawnSync('mkfifo', ['-m', '600', fifo], { stdio: 'ignore', timeout: 10_000 })
+    const made = childProcess().spawnSync('mkfifo', ['-m', '600', fifo], { stdio: 'ignore', timeout: 10_000 })
     if (made.status !== 0) return null
     // O_RDWR never blocks on a FIFO (Linux, macOS): it lets the two real ends open at once.
     const both = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK)

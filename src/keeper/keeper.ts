@@ -1,8 +1,8 @@
-import { spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
+import type { SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
 import { closeSync, existsSync, writeSync } from 'node:fs'
-import { Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { childProcess, net, workerThreads } from '../builtins.js'
 import { debuglog } from 'node:util'
-import { isMainThread } from 'node:worker_threads'
 import { readStartTime } from '../owner.js'
 import { makeKeeperPipe } from './keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH } from './keeper-program.js'
@@ -43,7 +43,7 @@ export class Keeper {
     // Lines are written with writeSync on the descriptor: each is in the kernel before a guard
     // returns, so a SIGKILL right after still finds it. The handle only closes the descriptor
     // when a worker's loop is torn down, and is unref'd: it never keeps this thread alive.
-    this.#handle = new Socket({ fd, readable: false, writable: true })
+    this.#handle = new (net().Socket)({ fd, readable: false, writable: true })
     this.#handle.on('error', () => {})
     this.#handle.unref()
     // The exit paths release guards in exitguard's own 'exit' listener, added before this one.
@@ -64,7 +64,7 @@ export class Keeper {
     }
     let pid = 0
     try {
-      const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f'], {
+      const sh = childProcess().spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f'], {
         // A new session: no terminal, no Ctrl-C, none of the owner's process-group signals.
         // (spawnSync honours `detached` as spawn does; @types/node leaves it out.)
         detached: true,
@@ -89,7 +89,7 @@ export class Keeper {
 
   /** What it watches, for messages: this process (main thread) or this thread (a worker). */
   get scope(): string {
-    return isMainThread ? 'process' : 'thread'
+    return workerThreads().isMainThread ? 'process' : 'thread'
   }
 
   /** False once the keeper is known to have died: guards then rely on in-process release alone. */

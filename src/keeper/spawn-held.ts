@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { childProcess } from '../builtins.js'
 import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { holdCommand, threadKeeper, type KeeperHold } from './hold.js'
@@ -19,8 +20,8 @@ const GATE = 'IFS= read -r go <&3 || exit 125; exec 3<&-; exec "$@"'
  * way), it is a plain `spawn`.
  */
 export function spawnHeld(file: string, args: string[], env: NodeJS.ProcessEnv, graceMs: number): { child: ChildProcess; held: KeeperHold | null } {
-  if (!threadKeeper() || !runnable(file, env.PATH)) return { child: spawn(file, args, { stdio: 'inherit', env }), held: null }
-  const child = spawn('/bin/sh', ['-c', GATE, 'sh', file, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env })
+  if (!threadKeeper() || !runnable(file, env.PATH)) return { child: childProcess().spawn(file, args, { stdio: 'inherit', env }), held: null }
+  const child = childProcess().spawn('/bin/sh', ['-c', GATE, 'sh', file, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env })
   const held = child.pid === undefined ? null : holdCommand(child.pid, graceMs)
   const gate = child.stdio[3] as NodeJS.WritableStream | null
   gate?.on('error', () => {}) // the command ended at once: nothing to tell

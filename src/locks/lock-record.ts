@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
-import { randomUUID } from 'node:crypto'
+import { crypto } from '../builtins.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
 import { inInitialPidNamespace, judgeOwner, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
@@ -66,7 +66,7 @@ export function makeOwner(dataJson: string | undefined, command: string | undefi
     data: dataJson === undefined ? null : JSON.parse(dataJson),
     // Unique per acquisition, and safe in a file name (claims are named after it).
     // randomUUID draws from a cached entropy pool: a tenth of randomBytes' cost here.
-    token: randomUUID().replaceAll('-', ''),
+    token: crypto().randomUUID().replaceAll('-', ''),
   }
 }
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { crypto } from '../builtins.js'
 import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue, isThisProcess } from '../errors.js'
 import { warn } from './lock-guard.js'
 import { describeOwner, selfIdentity, type LockOwner } from '../owner.js'
@@ -157,7 +157,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
     createdAt: '',
     command: opts.command ?? commandLine(),
     data: opts.data ?? null,
-    token: randomUUID(),
+    token: crypto().randomUUID(),
   }
   const appName = applicationName(me.hostname, me.pid, owner.command)
   const own = opts.client === undefined

@@ -1,4 +1,5 @@
-import { createServer, type Server, type Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
+import { net } from '../builtins.js'
 import { unlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
@@ -108,7 +109,7 @@ export class Listener {
     const dir = opts.socketDir ?? defaultSocketDir()
     if (process.platform !== 'win32') ensurePrivateDir(dir, opts.socketDir === undefined)
     this.path = socketPathFor(dir, token)
-    this.#server = createServer({ pauseOnConnect: true }, (socket) => this.#accept(socket))
+    this.#server = net().createServer({ pauseOnConnect: true }, (socket) => this.#accept(socket))
     this.#server.on('error', (err) => warn(`exitguard: the message socket ${this.path} failed: ${err.message}`))
     // For a Unix socket, bind and listen happen inside listen(): `listening` tells at once.
     this.#server.listen(this.path)

@@ -1,4 +1,5 @@
-import { createConnection, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { net } from '../builtins.js'
 import { statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { invalidArgType, invalidArgValue } from '../errors.js'
@@ -161,7 +162,7 @@ function exchange(socketPath: string, frame: Buffer, maxReply: number, deadline:
     signal?.addEventListener('abort', onAbort, { once: true })
     const reader = new FrameReader(maxReply, 'reply')
     let connected = false
-    socket = createConnection(socketPath, () => {
+    socket = net().createConnection(socketPath, () => {
       connected = true
       socket!.write(frame)
     })
