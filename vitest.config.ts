@@ -12,7 +12,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     // A throw-away PostgreSQL server for test/pg-lock.test.ts (see test/pg/server.mjs).
-    globalSetup: ['test/pg/global-setup.ts'],
+    // Fails the run if a keeper process outlives the suite (test/keeper-global-setup.ts).
+    globalSetup: ['test/pg/global-setup.ts', 'test/keeper-global-setup.ts'],
     // Tests spawn real processes; two cores are shared, so the waits are generous.
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,4 +1,4 @@
-import { describeOwner, type LockOwner } from './owner.js'
+import { describeOwner, selfIdentity, type LockOwner } from './owner.js'
 
 /**
  * The codes exitguard gives its own errors.
@@ -18,6 +18,12 @@ export type ExitguardOwnErrorCode =
   | 'EREMOVE' // a temp entry could not be removed, for no errno reason
   | 'EREPLACED' // remove(): another entry is at a temp entry's path now; it was left alone
   | 'EPIDNS' // pidOnly in a container's PID namespace, where a bare PID can't be judged
+  | 'ENOTHELD' // messageHolder: the lock is free or stale
+  | 'ENOLISTENER' // messageHolder: the holder does not listen
+  | 'EHANDLER' // messageHolder: the holder's onMessage threw
+  | 'ETOOBIG' // a message or reply over maxBytes
+  | 'ENOREPLY' // messageHolder: the connection ended without a reply
+  | 'EUNSAFE' // a socket directory other users can enter, or not ours
   | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
   | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
   | 'EBADRECORD' // stop/signal: no valid owner record to check
@@ -93,6 +99,15 @@ export function invalidArgValue(name: string, actual: unknown, reason: string): 
   )
 }
 
+/**
+ * Refuses a lock path that names a directory rather than a file: `app.pid/` would silently
+ * lock `app.pid` (path.resolve drops the slash), and `.` or `..` would name the directory.
+ */
+export function checkFilePath(name: string, path: string): void {
+  if (/[\\/]$/.test(path)) throw invalidArgValue(name, path, 'must name a file, but it ends with "/"; remove the trailing slash')
+  if (/(^|[\\/])\.\.?$/.test(path)) throw invalidArgValue(name, path, 'must name a file, but it ends with "." or "..", which name a directory')
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null'
   if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`
@@ -130,7 +145,7 @@ export class LockTimeoutError<D = unknown> extends LockHeldError<D> {
   constructor(path: string, owner: LockOwner<D>, waitedMs: number, options: { message?: string } = {}) {
     super(path, owner, {
       code: 'ETIMEDOUT',
-      message: options.message ?? `Gave up after waiting ${waitedMs} ms for the lock ${path}: still held by ${describeOwner(owner)}.`,
+      message: options.message ?? `Gave up after waiting ${waitedMs} ms for the lock ${path}: still held by ${describeHolder(owner)}.`,
     })
   }
 }
@@ -149,7 +164,29 @@ function heldMessage(path: string, owner: LockOwner, foreign: boolean): string {
   if (foreign) {
     return `The lock ${path} is held by ${who}. That host can't be checked from here; if the process there is gone, remove ${path} by hand.`
   }
+  if (isThisProcess(owner)) {
+    // Not "kill <our own PID>": the holder is this very process, in a thread or module copy
+    // whose locks this one can't see (each thread has its own globalThis, so its own registry).
+    return `The lock ${path} is held by this process (another thread or copy of exitguard) since ${owner.createdAt}. ` +
+      `Release it there; a worker ended by terminate() leaves its locks held until this process exits.`
+  }
   return `The lock ${path} is held by ${who}. Wait for it to finish or stop it (kill ${owner.pid}); if it dies, the next run takes the lock over by itself.`
+}
+
+/** `describeOwner`, or "this process (…)" when the owner is us: naming our own PID would read as someone else. */
+export function describeHolder(owner: LockOwner): string {
+  return isThisProcess(owner) ? `this process (another thread or copy of exitguard) since ${owner.createdAt}` : describeOwner(owner)
+}
+
+/**
+ * True if a recorded owner is this very process: our PID on our host, and where the record
+ * says, our PID namespace and start time (a PID alone may be an earlier life, or another container's).
+ */
+export function isThisProcess(owner: Pick<LockOwner, 'pid' | 'hostname' | 'startTime' | 'pidNamespace'>): boolean {
+  const me = selfIdentity()
+  if (owner.pid !== me.pid || owner.hostname !== me.hostname) return false
+  if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) return false
+  return !owner.startTime || !me.startTime || owner.startTime === me.startTime
 }
 
 /**

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { childProcess } from './builtins.js'
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
 
@@ -51,6 +51,14 @@ export interface LockOwner<D = unknown> extends ProcessIdentity {
   data: D
   /** Unique per acquisition: tells two records of the same process apart. */
   token: string
+  /** The holder's message socket (a named pipe on Windows), when it took the lock with `onMessage`. */
+  socket?: string
+  /**
+   * The holder's keeper process (docs/keeper.md), a co-holder: the lock stays held while the
+   * holder or its keeper runs, so the keeper can stop the holder's work and unlink the file
+   * after a SIGKILL without racing a taker. Absent (or null) without a keeper.
+   */
+  keeper?: { pid: number; startTime: string } | null
 }
 
 /** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */
@@ -98,7 +106,7 @@ export function readStartTime(pid: number): string | null {
   if (process.platform === 'linux') return readLinuxStat(pid)?.[19] ?? null // field 22 overall
   if (process.platform === 'darwin') {
     try {
-      return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+      return childProcess().execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
     } catch {
       return null
     }
@@ -249,7 +257,7 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
 
 function darwinBootTime(): string | null {
   try {
-    return execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+    return childProcess().execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
   } catch {
     return null
   }

@@ -1,9 +1,10 @@
 // The `exitguard` command, always through the real built bin (dist/esm/bin.js), as rimraf tests its bin.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { hostname } from 'node:os'
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { constants as osConstants, hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { forwardedSignals } from '../src/cli/cli-signals.js'
 import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
 
 const bin = join(root, 'dist/esm/bin.js')
@@ -59,12 +60,13 @@ const sleeper = ['sh', '-c', 'echo $$; echo ready; exec sleep 60']
 const childPid = (c: RunningChild) => Number(c.stdout().split('\n')[0])
 
 /** Resolves once a process is waiting for `lock`: its attempt keeps a private `.<name>.<token>.new` file next to it. */
-async function waiting(path: string): Promise<void> {
+async function waiting(path: string, timeout = 20_000): Promise<void> {
   const name = path.split('/').pop()!
-  const signal = AbortSignal.timeout(20_000)
+  const signal = AbortSignal.timeout(timeout)
   while (!readdirSync(join(path, '..')).some((n) => n.startsWith(`.${name}.`) && n.endsWith('.new'))) {
     signal.throwIfAborted()
-    await new Promise((r) => setImmediate(r))
+    // 1 ms, not setImmediate: several waits at once must not starve the children of CPU.
+    await new Promise((r) => setTimeout(r, 1))
   }
 }
 
@@ -94,6 +96,11 @@ describe('help, version and usage errors', () => {
     [['run', '--lock', 'x.pid'], 'the command is missing'],
     [['run', '--lock', 'x.pid', '--'], 'the command is missing'],
     [['run', '--', 'true'], '--lock PATH is required'],
+    [['run', '--lock', '', '--', 'true'], 'the --lock path is empty'],
+    [['run', '--lock', 'x.pid/', '--', 'true'], 'the --lock "x.pid/" ends with "/"; a lock is a file'],
+    [['run', '--lock', '.', '--', 'true'], 'the --lock "." names a directory'],
+    [['status', 'x.pid/'], 'the PATH "x.pid/" ends with "/"'],
+    [['status', ''], 'the lock file PATH is empty'],
     [['run', '--lock', 'x.pid', 'sleep', '1'], 'unexpected argument "sleep"; put the command after --'],
     [['run', '--lock', 'x.pid', '--nope', '--', 'true'], "Unknown option '--nope'"],
     [['run', '--lock', 'x.pid', '--wait', 'soon', '--', 'true'], '--wait must be a whole number of milliseconds'],
@@ -219,8 +226,8 @@ describe('exitguard run', () => {
     }
   })
 
-  it('SIGKILL of the wrapper leaves the child running and a stale lock, which the next run takes over', async () => {
-    const run = start(['run', '--lock', lock, '--tmpdir', '--', ...sleeper], { TMPDIR: dir })
+  it('--no-keeper: SIGKILL of the wrapper leaves the child running and a stale lock, which the next run takes over', async () => {
+    const run = start(['run', '--lock', lock, '--tmpdir', '--no-keeper', '--', ...sleeper], { TMPDIR: dir })
     await run.waitFor('ready')
     const pid = childPid(run)
     orphans.push(pid)
@@ -234,6 +241,8 @@ describe('exitguard run', () => {
 
     const next = await exitguard(['run', '--lock', lock, '--', 'sh', '-c', 'echo took over'])
     expect(next).toMatchObject({ code: 0, stdout: 'took over\n' })
+    // One line for cron logs, naming the run that died holding the lock.
+    expect(next.stderr).toMatch(new RegExp(`^exitguard: took over ${lock}: the last run, PID ${run.pid} \\(exitguard run -- sh -c echo \\$\\$; echo ready; exec sleep 60\\) on host ${hostname()} since \\d{4}-[^,]*, died without releasing it\\.\n$`))
     expect(existsSync(lock)).toBe(false)
     killQuietly(pid)
     await run.done
@@ -247,7 +256,7 @@ describe('exitguard run', () => {
 
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
   it.skipIf(process.platform !== 'linux' || !setpriv)('the documented Linux recipe: setpriv --pdeathsig ends the command when the wrapper is SIGKILLed', async () => {
-    const run = start(['run', '--lock', lock, '--', setpriv!, '--pdeathsig', 'TERM', '--', ...sleeper])
+    const run = start(['run', '--lock', lock, '--no-keeper', '--', setpriv!, '--pdeathsig', 'TERM', '--', ...sleeper])
     await run.waitFor('ready')
     const pid = childPid(run)
     orphans.push(pid)
@@ -292,12 +301,17 @@ describe('exitguard run', () => {
   })
 
   it('a command that is not found: 127 (as a shell), not executable: 126; the lock is released', async () => {
-    const missing = await exitguard(['run', '--lock', lock, '--', 'no-such-command-exitguard'])
-    expect(missing.code).toBe(127)
-    expect(missing.stderr).toContain('could not run "no-such-command-exitguard"')
+    // Worded as a shell would, not as spawn's "spawn no-such-command ENOENT".
+    const missing = await exitguard(['run', '--lock', lock, '--', 'no-such-command-exitguard'], { PATH: '/nowhere:/usr/bin:/bin' })
+    expect(missing).toMatchObject({ code: 127, stderr: 'exitguard: "no-such-command-exitguard": command not found (searched PATH=/nowhere:/usr/bin:/bin)\n' })
+    expect(await exitguard(['run', '--lock', lock, '--', './nope.sh'])).toMatchObject({ code: 127, stderr: 'exitguard: "./nope.sh": no such file\n' })
+    const badInterpreter = join(dir, 'bad-interpreter.sh')
+    writeFileSync(badInterpreter, '#!/no/such/interpreter\n', { mode: 0o755 })
+    expect(await exitguard(['run', '--lock', lock, '--', badInterpreter])).toMatchObject({ code: 127, stderr: `exitguard: ${JSON.stringify(badInterpreter)}: its interpreter (the #! line) was not found\n` })
+    // execve refuses a file without any x bit even to root.
     const script = join(dir, 'not-executable.sh')
     writeFileSync(script, 'echo hi\n', { mode: 0o644 })
-    if (process.getuid?.() !== 0) expect((await exitguard(['run', '--lock', lock, '--', script])).code).toBe(126)
+    expect(await exitguard(['run', '--lock', lock, '--', script])).toMatchObject({ code: 126, stderr: `exitguard: ${JSON.stringify(script)}: permission denied (not an executable file, or a directory)\n` })
     expect(existsSync(lock)).toBe(false)
   })
 
@@ -310,6 +324,63 @@ describe('exitguard run', () => {
     expect(noParent.code).toBe(73)
     expect(noParent.stderr).toContain('its directory does not exist')
   })
+})
+
+describe('exitguard run: every signal that would end the wrapper ends the command first', () => {
+  // Issue 9 #6: these ended the wrapper through the exit hooks, which released the lock while
+  // the command ran on, and a waiting run started beside it. INT, TERM, HUP are tested above.
+  const signals = ['SIGALRM', 'SIGABRT', 'SIGVTALRM', 'SIGXCPU', 'SIGXFSZ', 'SIGTRAP', 'SIGSYS', 'SIGIO', 'SIGPWR', 'SIGSTKFLT', 'SIGPROF', 'SIGQUIT', 'SIGUSR2']
+  /** Appends "A start", and on `signal` appends "A end" and dies by it. Prints its PID, then ready. */
+  const commandA = [
+    "const fs = require('fs'); const [log, sig] = process.argv.slice(1)",
+    "fs.appendFileSync(log, 'A start\\n')",
+    "process.on(sig, () => { fs.appendFileSync(log, 'A end\\n'); process.removeAllListeners(sig); process.kill(process.pid, sig) })",
+    'console.log(process.pid); console.log("ready"); setInterval(() => {}, 1000)',
+  ].join('\n')
+
+  /** One race: A holds the lock and runs commandA; B waits for the lock; `signal` goes to A's wrapper. */
+  async function race(signal: string) {
+    const log = join(dir, `${signal}.log`)
+    const path = join(dir, `${signal}.pid`)
+    // No core files from the signals that dump core (ABRT, QUIT, TRAP, SYS, XCPU, XFSZ).
+    const noCore = (args: string[]) => {
+      const c = startCommand('sh', ['-c', 'ulimit -c 0; exec "$@"', 'sh', process.execPath, bin, ...args], { cwd: dir })
+      children.push(c)
+      return c
+    }
+    const a = noCore(['run', '--lock', path, '--', process.execPath, '-e', commandA, log, signal])
+    await a.waitFor('ready')
+    orphans.push(Number(a.stdout().split('\n')[0]))
+    const b = noCore(['run', '--lock', path, '--wait', 'inf', '--', 'sh', '-c', 'echo B start >> "$0"', log])
+    await waiting(path, 60_000)
+    a.child.kill(signal as NodeJS.Signals)
+    // B first: without the fix A's command never ends, so A's pipes never close.
+    const bEnd = await b.done
+    // The marker: B's command started only after A's had ended.
+    const marker = readFileSync(log, 'utf8')
+    // The wrapper's 'exit', not 'close': without the fix, A's command lives on and holds the pipes.
+    const { exitCode, signalCode } = a.child
+    const aEnd = exitCode !== null || signalCode !== null ? [exitCode, signalCode] : await new Promise((r) => a.child.once('exit', (...end) => r(end)))
+    return { b: [bEnd.code, bEnd.signal], marker, a: aEnd, lockLeft: existsSync(path) }
+  }
+
+  it.runIf(process.platform === 'linux')('docs/cli.md lists the signals the code forwards, and the tested ones are among them', () => {
+    const doc = readFileSync(join(root, 'docs/cli.md'), 'utf8')
+    const listed = /^`(SIGHUP [A-Z0-9 ]+)`$/m.exec(doc)?.[1]?.split(' ')
+    expect(listed).toEqual(forwardedSignals())
+    expect(forwardedSignals()).toEqual(expect.arrayContaining(signals))
+    // Profiling the wrapper: V8's sampler ticks must not reach the command.
+    expect(forwardedSignals(osConstants.signals, ['--cpu-prof'])).not.toContain('SIGPROF')
+  })
+
+  it(`each of ${signals.join(', ')}: forwarded; the wrapper dies by it after the command; a waiting run starts only after`, async () => {
+    const tested = signals.filter((s) => s in osConstants.signals)
+    // Three at a time, each with its own lock: they are independent, and one by one they take a minute.
+    const results: Awaited<ReturnType<typeof race>>[] = []
+    for (let i = 0; i < tested.length; i += 3) results.push(...(await Promise.all(tested.slice(i, i + 3).map(race))))
+    const expected = tested.map((signal) => ({ b: [0, null], marker: 'A start\nA end\nB start\n', a: [null, signal], lockLeft: false }))
+    expect(Object.fromEntries(tested.map((s, i) => [s, results[i]]))).toEqual(Object.fromEntries(tested.map((s, i) => [s, expected[i]])))
+  }, 120_000)
 })
 
 describe('exitguard status', () => {
@@ -338,6 +409,19 @@ describe('exitguard status', () => {
     expect(r.code).toBe(2)
     expect(JSON.parse(r.stdout)).toMatchObject({ state: 'stale', owner: { pid }, reason: `no process has PID ${pid}` })
     expect(existsSync(lock)).toBe(true) // status changes nothing
+  })
+
+  it('an unreadable lock file: held, then stale, described as run describes it (never "PID 0")', async () => {
+    writeFileSync(lock, 'not a record')
+    const held = await exitguard(['status', lock])
+    expect(held).toMatchObject({ code: 1, stdout: expect.stringMatching(new RegExp(`^held: ${lock} holds no valid record \\(empty or unreadable, last written \\d{4}-.*\\); it counts as stale once it is 5000 ms old; if no process uses it, remove it\n$`)) })
+    const run = await exitguard(['run', '--lock', lock, '--', 'true'])
+    expect(run).toMatchObject({ code: 75, stderr: expect.stringContaining(`The lock file ${lock} holds no valid record (empty or unreadable, last written `) })
+    const old = new Date(Date.now() - 60_000)
+    utimesSync(lock, old, old)
+    const stale = await exitguard(['status', lock])
+    expect(stale).toMatchObject({ code: 2, stdout: `stale: ${lock} holds no valid record (empty or unreadable, last written ${old.toISOString()}); the next run takes it over\n` })
+    expect(held.stdout + stale.stdout).not.toContain('PID 0')
   })
 
   it('a path that cannot be a lock file: 66', async () => {
@@ -378,9 +462,10 @@ describe('exitguard reap', () => {
   })
 
   it('a directory that does not exist: 66', async () => {
-    const r = await exitguard(['reap', join(dir, 'nope')])
-    expect(r.code).toBe(66)
-    expect(r.stderr).toContain('could not reap')
+    // In words, not "ENOENT: no such file or directory, lstat '…'".
+    expect(await exitguard(['reap', join(dir, 'nope')])).toMatchObject({ code: 66, stderr: `exitguard: Could not reap ${join(dir, 'nope')}: the directory does not exist.\n` })
+    writeFileSync(join(dir, 'a-file'), '')
+    expect(await exitguard(['reap', join(dir, 'a-file')])).toMatchObject({ code: 66, stderr: `exitguard: Could not reap ${join(dir, 'a-file')}: it is not a directory.\n` })
   })
 })
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
@@ -61,6 +61,27 @@ describe('examples run as the README says', () => {
       expect(readFileSync(env.LOG, 'utf8').match(/stopping on SIGTERM/g)).toHaveLength(2)
     } finally {
       await action('stop')
+      tmp.cleanup()
+    }
+  })
+
+  it('second-instance.mjs: later runs hand their arguments to the first, which replies; --quit ends it', async () => {
+    const tmp = makeTempDir()
+    try {
+      const env = { EXAMPLE_LOCK: join(tmp.dir, 'app.pid') }
+      const first = startNode(example('second-instance.mjs'), ['a.txt'], { env })
+      await first.waitFor()
+      const second = await runNode(example('second-instance.mjs'), ['b.txt', 'c.txt'], { env })
+      expect(second.code).toBe(0)
+      expect(second.stdout).toBe(`handed 2 argument(s) to the running instance, PID ${first.pid}\n`)
+      const quit = await runNode(example('second-instance.mjs'), ['--quit'], { env })
+      expect(quit.code).toBe(0)
+      const r = await first.done
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/PID \d+ \(in .+\) sent: b\.txt c\.txt\n/)
+      expect(r.stdout).toMatch(/sent: --quit\n/)
+      expect(existsSync(env.EXAMPLE_LOCK)).toBe(false)
+    } finally {
       tmp.cleanup()
     }
   })

@@ -13,5 +13,5 @@ test('exit registry types', () => {
   expectTypeOf(unregister).returns.toEqualTypeOf<number>()
   expectTypeOf(registered).returns.toEqualTypeOf<RegisteredHandler[]>()
   expectTypeOf(gracefulExit).returns.toEqualTypeOf<Promise<void>>()
-  expectTypeOf(configure).returns.toEqualTypeOf<{ asyncTimeout: number }>()
+  expectTypeOf(configure).returns.toEqualTypeOf<{ asyncTimeout: number; keeper: boolean }>()
 })

@@ -150,6 +150,29 @@ describe('other listeners and other processes', () => {
     })
   }
 
+  // Issue 9 #17: the re-raised signal used to reach the handler's listener, and the process exited 0.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    it(`a handler that listens for ${signal} during cleanup does not change the end: the process still dies by ${signal}`, async () => {
+      const child = startNode(exitPath, [log, 'signal', 'listener-in-handler'])
+      await child.waitFor('ready')
+      child.child.kill(signal)
+      const r = await child.done
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: null, signal })
+      expect(lines()).toEqual(['adds-listeners', 'C', 'B', 'A'])
+    })
+  }
+
+  it('the same, with signal-exit v3 loaded: its cleanup runs, the late listener never does, and the process dies by SIGINT', async () => {
+    const resource = join(tmp.dir, 'resource')
+    const child = startNode(join(fixtures, 'v3-coexist.mjs'), [log, resource, 'listener'])
+    await child.waitFor('ready')
+    child.child.kill('SIGINT')
+    const r = await child.done
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: null, signal: 'SIGINT' })
+    expect(lines()).toEqual(['closed'])
+    expect(existsSync(`${resource}.lock`)).toBe(false)
+  })
+
   it('signal-exit v3 loaded after exitguard was imported, before its first registration: both cleanups run', async () => {
     const resource = join(tmp.dir, 'resource')
     const r = await runNode(join(fixtures, 'v3-coexist.mjs'), [log, resource, 'exit'])

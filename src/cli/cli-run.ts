@@ -1,9 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { ExitguardError, LockHeldError } from '../errors.js'
-import { acquirePgLock, parsePgLockUrl } from '../locks/pg-lock.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
+import { describeOwner, type LockOwner } from '../owner.js'
+import { configure } from '../exit/registry.js'
+import { spawnHeld } from '../keeper/spawn-held.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
+import { forwardedSignals } from './cli-signals.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */
 export interface RunRequest {
@@ -12,14 +16,14 @@ export interface RunRequest {
   tmpdir: boolean
   data: unknown
   command: string[]
+  /** A keeper process stops the command and releases the lock if this wrapper is SIGKILLed. Default true. */
+  keeper?: boolean
+  /** Milliseconds from the keeper's SIGTERM to its SIGKILL of the command. Default `DEFAULT_GRACE`. */
+  grace?: number
 }
 
-/**
- * Forwarded to the child rather than left to exitguard's exit hooks: the child
- * decides how to end, and the wrapper mirrors it. SIGUSR1 is left out (it
- * starts Node's inspector); other fatal signals release and kill the wrapper.
- */
-export const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const
+/** How long the keeper lets the command end on SIGTERM before SIGKILL, once the wrapper is gone. */
+export const DEFAULT_GRACE = 5000
 
 /**
  * Takes the lock, runs the command with inherited stdio, forwards signals,
@@ -37,10 +41,14 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (child && child.exitCode === null && child.signalCode === null) child.kill(signal)
     else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
   }
-  for (const signal of FORWARDED) process.on(signal, onSignal)
+  const forwarded = forwardedSignals()
+  for (const signal of forwarded) process.on(signal, onSignal)
+  // The keeper (docs/keeper.md) is what keeps "one at a time" true when this wrapper is SIGKILLed:
+  // it stops the command, then removes the temp dir and the lock, in that order.
+  if (req.keeper !== false) configure({ keeper: true })
   const cleanup: (() => unknown)[] = []
   try {
-    let lock: { release(): unknown }
+    let lock: Held
     try {
       lock = await acquire(req, abort.signal)
     } catch (err) {
@@ -48,6 +56,8 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       return lockFailure(err, req, io)
     }
     cleanup.push(() => lock.release())
+    // One line for cron logs: a takeover means the last run was killed (or crashed) mid-way.
+    if (lock.tookOverFrom) io.stderr(`exitguard: took over ${lock.path ?? req.lock}: the last run, ${describeOwner(lock.tookOverFrom)}, died without releasing it.\n`)
     const env: NodeJS.ProcessEnv = { ...io.env }
     if (req.tmpdir) {
       let dir: TempDir
@@ -65,17 +75,20 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (received) return signalled(received)
     return await new Promise<Outcome>((resolve) => {
       const [file, ...args] = req.command as [string, ...string[]]
-      child = spawn(file, args, { stdio: 'inherit', env })
+      // Through the keeper's gate when it runs: the command starts only once the keeper knows it.
+      const started = spawnHeld(file, args, env, req.grace ?? DEFAULT_GRACE)
+      child = started.child
+      child.once('exit', () => started.held?.release())
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
-        io.stderr(`exitguard: could not run ${JSON.stringify(file)}: ${err.message}\n`)
+        io.stderr(`exitguard: ${spawnFailure(file, err, env)}\n`)
         resolve({ code, signal: null })
       })
       child.once('exit', (code, signal) => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null }))
     })
   } finally {
-    for (const signal of FORWARDED) process.removeListener(signal, onSignal)
+    for (const signal of forwarded) process.removeListener(signal, onSignal)
     // LIFO, like the exit registry: the temp dir goes before the lock that guarded it.
     for (const release of cleanup.reverse()) {
       try {
@@ -87,9 +100,33 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   }
 }
 
-async function acquire(req: RunRequest, signal: AbortSignal): Promise<{ release(): unknown }> {
+/** What run needs of a PID lock or a PostgreSQL lock. */
+interface Held {
+  release(): unknown
+  readonly path?: string
+  /** The dead holder whose stale lock file was taken over (PID locks only). */
+  readonly tookOverFrom?: LockOwner | null
+}
+
+/** Why the command could not be started, in a shell's words ("command not found"), not spawn's. */
+function spawnFailure(file: string, err: NodeJS.ErrnoException, env: NodeJS.ProcessEnv): string {
+  const name = JSON.stringify(file)
+  const isPath = file.includes('/')
+  if (err.code === 'ENOENT') {
+    if (!isPath) return `${name}: command not found (searched PATH=${env.PATH ?? ''})`
+    // execve gives ENOENT too for a script whose #! interpreter is missing.
+    return existsSync(file) ? `${name}: its interpreter (the #! line) was not found` : `${name}: no such file`
+  }
+  if (err.code === 'EACCES') return `${name}: permission denied (not an executable file, or a directory)`
+  if (err.code === 'ENOEXEC') return `${name}: not an executable format (a script needs a #! line)`
+  return `could not start ${name}: ${err.message}`
+}
+
+async function acquire(req: RunRequest, signal: AbortSignal): Promise<Held> {
   const command = `exitguard run -- ${req.command.join(' ')}`.slice(0, 200)
   if (isPgUrl(req.lock)) {
+    // Loaded only for a postgres:// lock: most runs lock a file, and start-up is their cost.
+    const { acquirePgLock, parsePgLockUrl } = await import('../locks/pg-lock.js')
     const { connectionString, key } = parsePgLockUrl(req.lock)
     // The same command as for a PID lock, not process.argv: argv holds the --lock URL.
     return acquirePgLock(key, { connectionString, wait: req.wait, signal, data: req.data, command })

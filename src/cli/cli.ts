@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { resolve } from 'node:path'
 import { EX, parse, UsageError, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
-import { daemonCommand } from './cli-daemon.js'
 import { lsbStatus } from '../daemon/lsb-status.js'
 import { describeOwner } from '../owner.js'
 import { readPidLock } from '../locks/pid-lock.js'
+import { fsError } from '../errors.js'
 import { reapOrphans } from '../temp/reap.js'
 
 export { EX, type CliIo, type Outcome } from './cli-common.js'
@@ -21,6 +21,7 @@ Commands:
   start    start a daemon in the background, holding a lock in its own name
   stop     stop the verified holder of a lock (never a reused PID)
   wait     wait until a lock is free
+  send     send a JSON message to a lock's holder and print its reply
 
 Options:
   -h, --help     show this help (or a command's: exitguard run --help)
@@ -30,9 +31,10 @@ Exit codes: 64 bad usage, 75 lock held; see each command's --help.
 `,
   run: `Usage: exitguard run --lock PATH|postgres://USER@HOST:PORT/DB?key=NAME [options] -- COMMAND [ARGS...]
 
-Takes the lock, runs COMMAND with this terminal's stdin/stdout/stderr, forwards
-SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGUSR2 to it, and releases the lock when it ends.
-A lock left by a dead holder (even one killed with kill -9) is taken over.
+Takes the lock, runs COMMAND with this terminal's stdin/stdout/stderr, forwards to it
+every signal that would end exitguard (SIGINT, SIGTERM, SIGHUP, SIGALRM, ...), and
+releases the lock only once COMMAND has ended. A lock left by a dead holder (even one
+killed with kill -9) is taken over, with one line on stderr naming it.
 
 Options:
   -l, --lock PATH|URL  lock file path, or a PostgreSQL advisory lock URL
@@ -41,6 +43,9 @@ Options:
   -t, --tmpdir         give COMMAND a private temp dir in TMPDIR and EXITGUARD_TMPDIR,
                        removed when it ends
   -d, --data JSON      JSON stored in the owner record, shown to whoever finds the lock held
+      --grace MS       if this wrapper is killed with SIGKILL, its keeper sends COMMAND
+                       SIGTERM, then SIGKILL after MS milliseconds (default 5000)
+      --no-keeper      no keeper process: a SIGKILL of the wrapper leaves COMMAND running
   -h, --help           show this help
 
 Exit codes:
@@ -114,7 +119,10 @@ export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcom
       case 'start':
       case 'stop':
       case 'wait':
-        return await daemonCommand(command, rest, io)
+        // Each command's modules load when it runs: `run` in a crontab pays only for its own.
+        return await (await import('./cli-daemon.js')).daemonCommand(command, rest, io)
+      case 'send':
+        return done(await (await import('./cli-send.js')).sendCommand(rest, io))
       default:
         return done(top(argv, io))
     }
@@ -138,7 +146,7 @@ function top(argv: string[], io: CliIo): number {
     allowPositionals: true,
     options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
   })
-  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status, reap, start, stop and wait`)
+  if (positionals.length > 0) throw new UsageError('', `unknown command ${JSON.stringify(positionals[0])}; the commands are run, status, reap, send, start, stop and wait`)
   if (values.version) {
     io.stdout(`${version()}\n`)
     return EX.OK
@@ -147,7 +155,7 @@ function top(argv: string[], io: CliIo): number {
     io.stdout(HELP.main)
     return EX.OK
   }
-  throw new UsageError('', 'a command is missing; the commands are run, status, reap, start, stop and wait')
+  throw new UsageError('', 'a command is missing; the commands are run, status, reap, send, start, stop and wait')
 }
 
 async function run(argv: string[], io: CliIo): Promise<Outcome> {
@@ -160,6 +168,8 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       wait: { type: 'string', short: 'w' },
       tmpdir: { type: 'boolean', short: 't' },
       data: { type: 'string', short: 'd' },
+      grace: { type: 'string' },
+      'no-keeper': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -176,8 +186,10 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
   if (command.length === 0) throw new UsageError('run', 'the command is missing: exitguard run --lock PATH -- COMMAND [ARGS...]')
   if (command[0] === '') throw new UsageError('run', 'the command name is empty')
   if (positionals.length !== command.length) throw new UsageError('run', 'could not tell the command from the options; put it after --')
-  if (values.lock === undefined || values.lock === '') throw new UsageError('run', '--lock PATH is required')
+  if (values.lock === undefined) throw new UsageError('run', '--lock PATH is required')
+  if (values.lock === '') throw new UsageError('run', 'the --lock path is empty; give a lock file path such as /tmp/job.pid')
   if (isPgUrl(values.lock)) checkPgUrl(values.lock)
+  else checkLockPath('run', '--lock', values.lock)
   let data: unknown
   if (values.data !== undefined) {
     try {
@@ -186,7 +198,15 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       throw new UsageError('run', `--data must be JSON: ${(err as Error).message}`)
     }
   }
-  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command }, io)
+  const grace = values.grace === undefined ? undefined : parseMs('--grace', values.grace)
+  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command, keeper: !values['no-keeper'], grace }, io)
+}
+
+function parseMs(option: string, text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31 - 1) {
+    throw new UsageError('run', `${option} must be a whole number of milliseconds from 0 to 2147483647; got ${JSON.stringify(text)}`)
+  }
+  return Number(text)
 }
 
 function parseWait(text: string | undefined): number {
@@ -216,6 +236,9 @@ function checkPgUrl(url: string): void {
   if (keys.length !== 1 || keys[0] === '') throw new UsageError('run', 'the --lock URL needs exactly one key parameter: postgres://USER@HOST:PORT/DB?key=NAME')
 }
 
+/** The library's default, named here because status quotes it. */
+const UNREADABLE_GRACE = 5000
+
 function status(argv: string[], io: CliIo): number {
   const { values, positionals } = parse('status', {
     args: argv,
@@ -227,8 +250,10 @@ function status(argv: string[], io: CliIo): number {
     return EX.OK
   }
   if (positionals.length !== 1) throw new UsageError('status', positionals.length === 0 ? 'the lock file PATH is missing' : 'give exactly one lock file PATH')
+  if (positionals[0] === '') throw new UsageError('status', 'the lock file PATH is empty')
+  if (isPgUrl(positionals[0]!)) throw new UsageError('status', 'status reads lock files; for a PostgreSQL lock, look in pg_locks')
+  checkLockPath('status', 'PATH', positionals[0]!)
   const path = resolve(positionals[0]!)
-  if (path === '' || isPgUrl(positionals[0]!)) throw new UsageError('status', 'status reads lock files; for a PostgreSQL lock, look in pg_locks')
   if (values.lsb) {
     const lsb = lsbStatus(path)
     io.stdout(values.json ? JSON.stringify({ path, lsb: lsb.code, line: lsb.line, owner: lsb.owner }) + '\n' : `${lsb.line}\n`)
@@ -236,7 +261,7 @@ function status(argv: string[], io: CliIo): number {
   }
   let result: ReturnType<typeof readPidLock>
   try {
-    result = readPidLock(path)
+    result = readPidLock(path, { unreadableGrace: UNREADABLE_GRACE })
   } catch (err) {
     io.stderr(`exitguard: ${(err as Error).message}\n`)
     return EX.NOINPUT
@@ -247,6 +272,12 @@ function status(argv: string[], io: CliIo): number {
     return code
   }
   if (result.state === 'free') io.stdout(`free: ${path} is not held\n`)
+  // No record to name a holder by (PID 0 is a placeholder): say what the file is, as run does.
+  else if (result.owner!.pid === 0) {
+    const what = `${path} holds no valid record (empty or unreadable, last written ${result.owner!.createdAt})`
+    if (result.state === 'held') io.stdout(`held: ${what}; it counts as stale once it is ${UNREADABLE_GRACE} ms old; if no process uses it, remove it\n`)
+    else io.stdout(`stale: ${what}; the next run takes it over\n`)
+  }
   else if (result.state === 'held') io.stdout(`held: ${path} is held by ${describeOwner(result.owner!)} (${result.reason})\n`)
   else io.stdout(`stale: ${path} was held by ${describeOwner(result.owner!)}, now dead (${result.reason}); the next run takes it over\n`)
   return code
@@ -276,7 +307,8 @@ function reap(argv: string[], io: CliIo): number {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') throw new UsageError('reap', (err as Error).message)
-    io.stderr(`exitguard: could not reap ${dir}: ${(err as Error).message}\n`)
+    // "the directory does not exist", not "ENOENT: no such file or directory, lstat '…'".
+    io.stderr(`exitguard: ${fsError(err, dir, 'reap', { dir: true }).message}\n`)
     return EX.NOINPUT
   }
   if (values.json) {
@@ -287,6 +319,12 @@ function reap(argv: string[], io: CliIo): number {
   for (const e of entries) io.stdout(`${verb} ${e.kind} ${e.path} (${e.reason})\n`)
   if (entries.length === 0) io.stdout(`nothing to reap in ${dir}\n`)
   return EX.OK
+}
+
+/** A lock file path must name a file: "app.pid/" would lock "app.pid", "." the directory. */
+function checkLockPath(command: string, what: string, path: string): void {
+  if (/\/$/.test(path)) throw new UsageError(command, `the ${what} ${JSON.stringify(path)} ends with "/"; a lock is a file: remove the slash`)
+  if (/(^|\/)\.\.?$/.test(path)) throw new UsageError(command, `the ${what} ${JSON.stringify(path)} names a directory; a lock is a file, e.g. ${path}/job.pid`)
 }
 
 let versionCache: string | undefined

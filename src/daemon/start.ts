@@ -1,5 +1,6 @@
 import type { SignalName } from './signal-name.js'
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { childProcess } from '../builtins.js'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ExitguardError, fsError } from '../errors.js'
@@ -68,7 +69,7 @@ export async function startDaemon(req: StartRequest): Promise<StartedDaemon> {
   let child: ChildProcess
   try {
     // detached: setsid(), so neither the terminal's Ctrl-C nor a signal to start's process group reaches it.
-    child = spawn('/bin/sh', ['-c', GATE, GATE_NAME, ...req.command], { detached: true, stdio: ['pipe', out, out] })
+    child = childProcess().spawn('/bin/sh', ['-c', GATE, GATE_NAME, ...req.command], { detached: true, stdio: ['pipe', out, out] })
   } finally {
     if (typeof out === 'number') closeSync(out)
   }
@@ -87,7 +88,7 @@ export async function startDaemon(req: StartRequest): Promise<StartedDaemon> {
   let lock: PidLock
   try {
     const me = selfIdentity()
-    // Same host, boot and PID namespace as ours: spawn() unshares nothing.
+    // Same host, boot and PID namespace as ours: childProcess().spawn() unshares nothing.
     const holder: ProcessIdentity = { ...me, pid, startTime: readStartTime(pid) }
     lock = await acquirePidLock(lockPath, {
       wait: req.wait,
@@ -158,7 +159,7 @@ function commandLine(pid: number): string | null {
   }
   if (process.platform === 'darwin') {
     try {
-      return execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+      return childProcess().execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
     } catch {
       return ''
     }

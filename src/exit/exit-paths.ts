@@ -1,4 +1,5 @@
 import { writeSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import { debuglog, format } from 'node:util'
 import type { onExit as OnSignalExit } from 'signal-exit'
 import { signals } from 'signal-exit/signals'
@@ -100,6 +101,9 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     const again = (sig: NodeJS.Signals) => {
       stopGraceful?.(`a second signal (${sig}) arrived`)
     }
+    // Who listens now: signal-exit v4 has unloaded itself, so only signal-exit v3's listeners
+    // (proper-lockfile) are left; they must see the re-raise to run their own cleanup.
+    const before = new Set(process.listeners(signal))
     for (const sig of signals) process.on(sig, again)
     // signal-exit has unloaded itself: if a handler calls process.exit(), run the rest here.
     const onExitEvent = () => runSync('process.exit() during cleanup')
@@ -107,10 +111,17 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     void runGraceful(`signal ${signal}`).then(() => {
       for (const sig of signals) process.removeListener(sig, again)
       process.removeListener('exit', onExitEvent)
+      // A listener a handler added during cleanup would catch the re-raise, and the process
+      // would live on and exit 0 instead of dying by the signal: take those off first.
+      for (const listener of process.listeners(signal)) if (!before.has(listener)) process.removeListener(signal, listener as () => void)
       debug('re-raising %s', signal)
-      // A listener left on this signal (signal-exit v3, loaded by proper-lockfile) runs on a
-      // later loop turn; keep the loop alive until it has, or the process would exit with 0.
-      setTimeout(() => {}, 1000)
+      // A listener left on this signal (signal-exit v3) runs on a later loop turn; keep the loop
+      // alive until it has. Should the process still live then, die by the signal regardless.
+      setTimeout(() => {
+        process.removeAllListeners(signal)
+        process.kill(process.pid, signal)
+        process.exitCode = 128 + (osConstants.signals[signal] ?? 0) // if even that did not end us
+      }, 1000)
       process.kill(process.pid, signal)
     })
     return true // tell signal-exit not to re-raise yet: we do it after the async work

@@ -1,3 +1,4 @@
+import { workerThreads } from '../builtins.js'
 import { invalidArgType, invalidArgValue } from '../errors.js'
 import { installExitPaths, type ExitRunner } from './exit-paths.js'
 
@@ -25,6 +26,30 @@ export interface RegisteredHandler {
 export interface ExitOptions {
   /** Milliseconds that async handlers get, in all, on the paths that can wait. Default 5000. */
   asyncTimeout: number
+  /**
+   * Give this thread's guards to a keeper process too, so they are released even after
+   * SIGKILL, the OOM killer or `worker.terminate()` (see docs/keeper.md). Default: true in
+   * worker threads, false in the main thread; `EXITGUARD_KEEPER=1` or `=0` sets the default.
+   */
+  keeper: boolean
+}
+
+/** The keeper default: on in worker threads, whose end nothing else can see; EXITGUARD_KEEPER overrides. */
+function keeperDefault(): boolean {
+  const env = process.env.EXITGUARD_KEEPER
+  return env === '1' || env === 'true' ? true : env === '0' || env === 'false' ? false : !workerThreads().isMainThread
+}
+
+/** The options with `keeper` worked out on first read: loading node:worker_threads at import costs ms. */
+function lazyKeeperDefault(options: Omit<ExitOptions, 'keeper'>): ExitOptions {
+  let keeper: boolean | undefined
+  return Object.defineProperty(options, 'keeper', {
+    enumerable: true,
+    get: () => (keeper ??= keeperDefault()),
+    set: (value: boolean) => {
+      keeper = value
+    },
+  }) as ExitOptions
 }
 
 /** One registration: a node of a doubly linked list, so removal is O(1). */
@@ -57,7 +82,7 @@ export class ExitRegistry {
   private tail: Entry | null = null
   private count = 0
   private hooked = false
-  readonly options: ExitOptions = { asyncTimeout: 5000 }
+  readonly options: ExitOptions = lazyKeeperDefault({ asyncTimeout: 5000 })
   runner: ExitRunner | null = null
 
   /** Installs the exit hooks now (they go in on the first registration, never at import). */
@@ -179,14 +204,19 @@ export function registered(): RegisteredHandler[] {
  *
  * @example
  * configure({ asyncTimeout: 10_000 }) // give async cleanup 10 s on Ctrl-C
+ * configure({ keeper: true }) // guards made from now on survive a SIGKILL of this process
  */
-export function configure(options: { asyncTimeout?: number | undefined } = {}): ExitOptions {
+export function configure(options: { asyncTimeout?: number | undefined; keeper?: boolean | undefined } = {}): ExitOptions {
   const { asyncTimeout } = options
   if (asyncTimeout !== undefined) {
     if (typeof asyncTimeout !== 'number' || !(asyncTimeout >= 0) || asyncTimeout > 2 ** 31 - 1) {
       throw invalidArgValue('asyncTimeout', asyncTimeout, 'must be a number of milliseconds from 0 to 2147483647')
     }
     registry.options.asyncTimeout = asyncTimeout
+  }
+  if (options.keeper !== undefined) {
+    if (typeof options.keeper !== 'boolean') throw invalidArgType('keeper', 'a boolean', options.keeper)
+    registry.options.keeper = options.keeper
   }
   return { ...registry.options }
 }

@@ -1,7 +1,7 @@
 import { realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import type * as Lockfile from 'proper-lockfile'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
+import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
@@ -236,6 +236,7 @@ type Validated = FileLockOptions & { path: string; lockfilePath: string; wait: n
 function validate(resource: string, options: FileLockOptions): Validated {
   if (typeof resource !== 'string') throw invalidArgType('path', 'a string', resource)
   if (resource === '' || resource.includes('\0')) throw invalidArgValue('path', resource, 'must be a non-empty path without NUL bytes')
+  checkFilePath('path', resource)
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   const wait = options.wait ?? defaults.wait
   const stale = options.stale ?? defaults.stale
@@ -340,7 +341,7 @@ function heldMessage(path: string, lockfilePath: string, mtime: Date | null, sta
   }
   const refreshed = mtime ? `it was last refreshed at ${mtime.toISOString()} (${Math.max(0, Math.round((Date.now() - mtime.getTime()) / 1000))} s ago)` : 'it vanished while we looked'
   return (
-    `The lock ${lockfilePath} on ${path} is held by another process, here or on another host; ` +
+    `The lock ${lockfilePath} on ${path} is held by another process or thread, here or on another host; ` +
     `proper-lockfile records no owner, so exitguard can't say who. ${refreshed[0]!.toUpperCase()}${refreshed.slice(1)}. ` +
     `Wait for it (the "wait" option). A live holder refreshes it; if the holder died, it counts as stale ${stale} ms after its last refresh and the next attempt takes it over. ` +
     `If you are sure no one holds it, remove it: rmdir ${lockfilePath}`

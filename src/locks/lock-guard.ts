@@ -63,6 +63,11 @@ export abstract class LockGuard implements Disposable {
     }
   }
 
+  /** @internal Renames the exit registration (`registered()` shows it). */
+  protected relabel(label: string): void {
+    this.#registration.label = label
+  }
+
   /** @internal Takes the exit callback off the registry (nothing left to release at exit). */
   protected unregister(): void {
     this.#registration.unregister()

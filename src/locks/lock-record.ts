@@ -1,8 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
-import { randomUUID } from 'node:crypto'
+import { crypto } from '../builtins.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
 import { inInitialPidNamespace, judgeOwner, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`
@@ -65,7 +66,7 @@ export function makeOwner(dataJson: string | undefined, command: string | undefi
     data: dataJson === undefined ? null : JSON.parse(dataJson),
     // Unique per acquisition, and safe in a file name (claims are named after it).
     // randomUUID draws from a cached entropy pool: a tenth of randomBytes' cost here.
-    token: randomUUID().replaceAll('-', ''),
+    token: crypto().randomUUID().replaceAll('-', ''),
   }
 }
 
@@ -181,6 +182,11 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean
     data: record.data ?? null,
     token: record.token,
   }
+  // Optional: present when the holder listens for messages (src/messaging/).
+  if (typeof record.socket === 'string' && record.socket !== '') owner.socket = record.socket
+  // Optional (docs/keeper.md): records without it, and older readers, are unchanged.
+  const keeper = parseKeeperField(record.keeper)
+  if (keeper) owner.keeper = keeper
   return { path, id: `t${owner.token}`, kind: 'record', owner, stats }
 }
 
@@ -213,6 +219,9 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
   const { owner, stats } = snapshot
   if (snapshot.kind === 'record') {
     const verdict = judgeOwner(owner)
+    // The holder is dead, but its keeper (a co-holder) may still be releasing: held until it is done.
+    const keeper = verdict.alive ? null : keeperStillHolds(owner)
+    if (keeper) return { dead: false, reason: keeper, foreign: false }
     return { dead: !verdict.alive, reason: verdict.reason, foreign: verdict.foreign }
   }
   if (snapshot.kind === 'unknown') {

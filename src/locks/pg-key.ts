@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { crypto } from '../builtins.js'
 import { invalidArgType, invalidArgValue } from '../errors.js'
 
 const INT64_MIN = -(2n ** 63n)
@@ -32,7 +32,7 @@ export function pgLockId(key: string | bigint): bigint {
   if (key.length === 0) throw invalidArgValue('key', key, 'must not be empty')
   // A lone surrogate would be encoded as U+FFFD, so two different strings would share one lock.
   if (LONE_SURROGATE.test(key)) throw invalidArgValue('key', key, 'must be well-formed Unicode (no lone surrogates)')
-  return createHash('sha256').update(key, 'utf8').digest().readBigInt64BE(0)
+  return crypto().createHash('sha256').update(key, 'utf8').digest().readBigInt64BE(0)
 }
 
 /**

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto'
-import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue } from '../errors.js'
+import { crypto } from '../builtins.js'
+import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue, isThisProcess } from '../errors.js'
 import { warn } from './lock-guard.js'
 import { describeOwner, selfIdentity, type LockOwner } from '../owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
@@ -157,7 +157,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
     createdAt: '',
     command: opts.command ?? commandLine(),
     data: opts.data ?? null,
-    token: randomUUID(),
+    token: crypto().randomUUID(),
   }
   const appName = applicationName(me.hostname, me.pid, owner.command)
   const own = opts.client === undefined
@@ -483,6 +483,9 @@ function heldMessage(where: string, holder: PgLockOwner | null): string {
   if (!holder) return `The PostgreSQL advisory lock ${where} is held, but its holder let go before we could see who it was. Try again.`
   const from = holder.clientAddr ? ` from ${holder.clientAddr}` : ''
   const data = holder.data !== null && holder.data !== undefined ? ` Its data: ${JSON.stringify(holder.data)}.` : ''
+  if (isThisProcess(holder)) {
+    return `The PostgreSQL advisory lock ${where} is held by another connection of this process (another PgLock, thread or copy of exitguard; server backend ${holder.backendPid}).${data} Release that PgLock first.`
+  }
   return (
     `The PostgreSQL advisory lock ${where} is held by ${describeOwner(holder)} (server backend ${holder.backendPid}${from}).${data} ` +
     `Wait for it (the "wait" option), or stop that process: the server drops the lock as soon as its connection closes. ` +

@@ -1,11 +1,16 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
+import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
-import { describeOwner, inInitialPidNamespace, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { describeOwner, inInitialPidNamespace, judgeOwner, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
+import { Listener, validateListen, type ListenOptions, type MessageHandler } from '../messaging/listener.js'
+import { removeDeadSocket, socketListening } from '../messaging/socket-dir.js'
+import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
+import { keeperStillHolds } from '../keeper/keeper-record.js'
+import type { Keeper } from '../keeper/keeper.js'
 
 /**
  * Options of `acquirePidLock` and `acquirePidLockSync`. `D` is the type of `data`. Every option
@@ -30,6 +35,13 @@ export interface PidLockOptions<D = unknown> {
   checkInterval?: number | undefined
   /** The command shown to a second instance; defaults to this process's command line. Kept to 256 characters. */
   command?: string | undefined
+  /**
+   * Listen for messages from other processes (`messageHolder`, `exitguard send`) while the
+   * lock is held; what it returns (or resolves) is the reply. See docs/messaging.md.
+   */
+  onMessage?: MessageHandler | undefined
+  /** How to listen (socket directory, size cap, connections, deadline); only with `onMessage`. */
+  messaging?: ListenOptions | undefined
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
@@ -60,6 +72,7 @@ export interface PidLockFree {
   owner?: undefined
   reason?: undefined
   foreign?: undefined
+  listening?: undefined
 }
 
 /**
@@ -77,6 +90,8 @@ export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D =
   reason: string
   /** The holder is on another host and could not be checked. */
   foreign: boolean
+  /** The holder took the lock with `onMessage` and its socket is there: `messageHolder` can reach it. */
+  listening: boolean
 }
 
 const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
@@ -104,10 +119,15 @@ export class PidLock<D = unknown> extends LockGuard {
   readonly #ino: number
   readonly #dev: number
   #handedOver = false
+  readonly #listener: Listener | null
+  /** The keeper's copy (keeper option on): it unlinks the file if this process is killed. */
+  readonly #keeper: KeeperHold | null
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions) {
+  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null, keeper: Keeper | null = null) {
     super(`pid lock ${path}`, options.onCompromised)
+    this.#keeper = holdLock(keeper, path, file.dev, file.ino, owner.token)
+    if (this.#keeper) this.relabel(`pid lock ${path}${this.#keeper.note}`)
     this.path = path
     this.owner = owner
     this.tookOverFrom = tookOverFrom
@@ -116,6 +136,8 @@ export class PidLock<D = unknown> extends LockGuard {
     this.#ino = file.ino
     this.#dev = file.dev
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
+    this.#listener = listener
+    listener?.activate()
   }
 
   /** @internal Checks the file is still ours; reports once if not. */
@@ -152,10 +174,14 @@ export class PidLock<D = unknown> extends LockGuard {
       if (lost) this.compromise(new LockCompromisedError(this.path, lost))
       // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
       else if (!this.compromised && !this.#handedOver) unlinkSync(this.path)
+      this.#keeper?.release()
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
+      else this.#keeper?.release()
     } finally {
       closeSync(this.#fd)
+      // After the lock file: a sender that finds the socket gone then finds the lock gone too.
+      this.#listener?.close()
     }
   }
 }
@@ -263,7 +289,8 @@ export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreada
   const snapshot = readSnapshot(opts.path)
   if (!snapshot) return { state: 'free' }
   const verdict = judgeSnapshot(snapshot, opts.unreadableGrace)
-  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign }
+  const listening = !verdict.dead && socketListening(snapshot.owner)
+  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign, listening }
 }
 
 /**
@@ -305,6 +332,7 @@ export const MAX_LOCK_NAME = 255 - '.break.'.length - 65
 function validate(path: string, options: PidLockOptions, creates = false): Validated {
   if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
   if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
+  checkFilePath('path', path)
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   const opts: Validated = {
     ...options,
@@ -336,6 +364,12 @@ function validate(path: string, options: PidLockOptions, creates = false): Valid
       throw new ExitguardError('EPIDNS', `pidOnly can't be used for ${opts.path} here: this process runs in a PID namespace other than the host's (a container), and a bare PID names no namespace, so a process in another namespace sharing the directory could judge this live lock stale. Drop pidOnly: the full record names its namespace.`, { path: opts.path })
     }
   }
+  if (opts.onMessage !== undefined) {
+    validateListen(opts.onMessage, opts.messaging)
+    if (opts.pidOnly) throw invalidArgValue('onMessage', opts.onMessage, 'cannot be combined with pidOnly: a bare PID file has no room for the socket path')
+  } else if (opts.messaging !== undefined) {
+    throw invalidArgValue('messaging', opts.messaging, 'needs onMessage (the handler the messages go to)')
+  }
   return opts
 }
 
@@ -357,14 +391,25 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
   }
   if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
-    const message = `The lock ${opts.path} is already held by this process (taken at ${snapshot.owner.createdAt}). PID locks are not re-entrant: release the first PidLock before taking it again.`
+    // It may be this thread's own PidLock, another thread's, or one a terminated worker left.
+    const holder = `this process (another thread or copy of exitguard) since ${snapshot.owner.createdAt}`
+    const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() leaves its locks held until this process exits.'
+    const waited = Date.now() - started
     return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message })
+      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message: `The lock ${opts.path} is held by ${holder}. ${advice}` })
   }
   if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
     // Foreign on this host: another PID namespace (a container), not another host.
     const message = `The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`
+    return opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
+  }
+  const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperStillHolds(snapshot.owner) : null
+  if (keeper) {
+    // Not "kill <holder>": the holder is dead; its keeper is stopping its command (docs/keeper.md).
+    const message = `The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`
     return opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
       : new LockHeldError(opts.path, snapshot.owner, { message })
@@ -398,6 +443,9 @@ class Attempt {
   #dev = 0
   readonly #owner: LockOwner
   #linked = false
+  #listener: Listener | null = null
+  /** This thread's keeper, named in our record as co-holder (not for pidOnly: a bare PID can't name it). */
+  readonly #keeper: Keeper | null
 
   /** The id our record has once read back (see lock-record's Snapshot.id). */
   get #id(): string {
@@ -411,7 +459,12 @@ class Attempt {
     // Load the exit hooks before the race, not after winning it: a waiter's hand-off is then
     // a link and a registration, not a module load (measured: 6 ms of a 9 ms hand-off).
     exitRegistry().hook()
-    this.#owner = makeOwner(opts.dataJson, opts.command, (opts as { [holderOption]?: ProcessIdentity })[holderOption])
+    const holder = (opts as { [holderOption]?: ProcessIdentity })[holderOption]
+    this.#owner = makeOwner(opts.dataJson, opts.command, holder)
+    // No keeper for a lock held in another process's name (exitguard start): ours would release
+    // the daemon's lock when this process ends.
+    this.#keeper = opts.pidOnly || holder ? null : threadKeeper()
+    if (this.#keeper) this.#owner.keeper = { pid: this.#keeper.pid, startTime: this.#keeper.startTime }
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
@@ -419,6 +472,12 @@ class Attempt {
       throw fsError(err, path, 'create the lock file')
     }
     try {
+      if (opts.onMessage) {
+        // Listening before the race, so the socket named in the record answers from the moment
+        // the lock is won; it hands nothing to the handler until then (activate()).
+        this.#listener = new Listener(this.#owner.token, opts.onMessage, validateListen(opts.onMessage, opts.messaging))
+        this.#owner.socket = this.#listener.path
+      }
       const record = formatRecord(this.#owner, opts.pidOnly)
       const written = writeSync(this.#fd, record)
       if (written !== Buffer.byteLength(record)) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
@@ -464,6 +523,7 @@ class Attempt {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw fsError(err, name, 'remove the stale lock file')
     }
+    removeDeadSocket(snapshot.owner)
     return true
   }
 
@@ -474,7 +534,10 @@ class Attempt {
     } catch {
       // already gone
     }
-    if (!this.#linked) closeSync(this.#fd)
+    if (!this.#linked) {
+      closeSync(this.#fd)
+      this.#listener?.close()
+    }
     this.#fd = -1
   }
 
@@ -482,7 +545,9 @@ class Attempt {
     this.#linked = true
     const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
     this.close()
-    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts)
+    // The dead holder's socket (SIGKILL leaves it) goes with its lock.
+    if (previous?.kind === 'record') removeDeadSocket(previous.owner)
+    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener, this.#keeper)
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */

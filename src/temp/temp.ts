@@ -8,6 +8,7 @@ import { reapOnce } from './reap.js'
 import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.js'
 import { checkCreatedNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
+import { holdTemp, type KeeperHold } from '../keeper/hold.js'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
 const tmp = lazyModule<typeof Tmp>('tmp')
@@ -75,13 +76,16 @@ abstract class TempGuard {
   readonly #identity: EntryIdentity
   #registration: Registration | null = null
   #released = false
+  /** The keeper's copy of the registration (keeper option on), so a SIGKILL still removes it. */
+  #keeper: KeeperHold | null = null
 
   protected constructor(path: string, identity: EntryIdentity, keep: boolean, kind: string) {
     this.#path = path
     this.#identity = identity
     if (!keep) {
       this.#registration = onExit(removeAtExit, this)
-      this.#registration.label = `${kind} ${path}`
+      this.#keeper = holdTemp(path)
+      this.#registration.label = `${kind} ${path}${this.#keeper?.note ?? ''}`
     }
   }
 
@@ -119,6 +123,7 @@ abstract class TempGuard {
     this.#released = true
     this.#registration?.unregister()
     this.#registration = null
+    this.#keeper?.release()
     return removed
   }
 
@@ -147,6 +152,7 @@ abstract class TempGuard {
     this.#released = true
     this.#registration?.unregister()
     this.#registration = null
+    this.#keeper?.release()
     return this.#path
   }
 

@@ -1,11 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { chmodSync, cpSync, existsSync } from 'node:fs'
+import { chmodSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { fixtures, makeTempDir, root, startCommand, type RunningChild } from './child.js'
-
-/** The unprivileged user the attacker runs as. */
-export const NOBODY = 65534
+import { NOBODY } from './as-nobody.js'
+import { fixtures, makeTempDir, startCommand, type RunningChild } from './child.js'
 
 const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
 const cc = ['/usr/bin/cc', '/usr/bin/gcc', '/usr/bin/clang'].find((p) => existsSync(p))
@@ -34,7 +32,7 @@ export function buildAttacker(): { bin: string; cleanup(): void } {
 
 /** Runs `command args…` as uid/gid 65534 with no supplementary groups. */
 export function startAsNobody(command: string, args: string[] = []): RunningChild {
-  return startCommand(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', command, ...args], { cwd: '/' })
+  return startCommand(setpriv!, [`--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', command, ...args], { cwd: '/' })
 }
 
 /** The racing attacker (test/fixtures/swap-race.c), one process for many rounds. */
@@ -49,7 +47,7 @@ export interface Attacker {
 
 /** Starts the attacker `bin` as uid 65534, bounded by `timeout` ms (then SIGKILLed). */
 export function startAttacker(bin: string, timeout = 600_000): Attacker {
-  const child = spawn(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', bin], { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'], signal: AbortSignal.timeout(timeout) })
+  const child = spawn(setpriv!, [`--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', bin], { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'], signal: AbortSignal.timeout(timeout) })
   child.on('error', () => {}) // the abort on timeout; a hung test then fails on its own timeout
   const lines: string[] = []
   const waiters: ((line: string | null) => void)[] = []
@@ -78,17 +76,3 @@ export function startAttacker(bin: string, timeout = 600_000): Attacker {
   }
 }
 
-/**
- * A copy of the built package (dist, package.json, the runtime dependencies) and of `files`
- * (paths relative to the clone, e.g. test/fixtures/x.mjs), in a fresh directory that uid 65534
- * can read: the clone itself may sit in a 0700 directory. Same layout, so relative imports hold.
- */
-export function copyForNobody(files: string[]): { root: string; cleanup(): void } {
-  const out = makeTempDir('exitguard-readable-')
-  chmodSync(out.dir, 0o755)
-  const deps = ['tmp', 'signal-exit', 'proper-lockfile', 'graceful-fs', 'retry']
-  for (const rel of ['dist', 'package.json', ...deps.map((d) => `node_modules/${d}`), ...files]) {
-    if (existsSync(join(root, rel))) cpSync(join(root, rel), join(out.dir, rel), { recursive: true, dereference: true })
-  }
-  return { root: out.dir, cleanup: out.cleanup }
-}

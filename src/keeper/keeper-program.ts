@@ -1,0 +1,131 @@
+/**
+ * The keeper itself: a POSIX `sh` that starts `awk` in the background and exits. awk reads the
+ * owner's lines from its stdin (a pipe only the owner can write to, see keeper-pipe.ts) and keeps the entries
+ * still registered in an array, so it costs a few hundred kB whatever the history. At EOF
+ * (the owner's thread or process has ended, however it ended) it waits for proof that the owner
+ * is dead, then releases what is left, newest first, and exits.
+ *
+ * Why sh + awk and not Node: a Node process idles at about 42 MB and takes ~95 ms to start here;
+ * dash + mawk take about 2 MB and a few ms (docs/keeper.md has the figures).
+ *
+ * Why the double fork (sh starts awk with `&`, prints its PID and exits; the owner waits for sh
+ * with spawnSync, so sh is reaped at once): the keeper is then never a child of the owner. A
+ * keeper that were the child of a worker thread's event loop would stay a zombie after that
+ * thread ended, for as long as the process lives; as an orphan, init (or the nearest subreaper)
+ * reaps it. `detached: true` puts sh, and so awk, in a new session and process group: no Ctrl-C,
+ * no signal sent to the owner's process group.
+ *
+ * Arguments of the sh script: $1 the awk program, $2 the owner's /proc task dir ("" without
+ * /proc), $3 the owner's PID, $4 its start time, $5 the stat(1) flag for a format ("-c" GNU,
+ * "-f" BSD). Lines (one per write, newline-free fields, the path last):
+ *
+ *     +ID T DEV INO BTIME PATH    a temp file or dir, removed with rm -rf if (dev, ino, birth
+ *                                 time) still match: a file system reuses a freed inode number
+ *                                 at once, so (dev, ino) alone can't tell a replacement apart
+ *     +ID L DEV INO TOKEN PATH    a PID lock file, unlinked if (dev, ino) match and it holds TOKEN
+ *     +ID C PID GRACE START       a command: SIGTERM, then SIGKILL after GRACE ms, while START matches
+ *     -ID                         released by the owner: forget it
+ */
+export const KEEPER_SH = [
+  // fd 3 keeps the pipe: a background job's stdin is /dev/null unless redirected explicitly.
+  // 4-9: descriptors the owner may have inherited without close-on-exec (a parent's pipe).
+  'exec 3<&0 </dev/null 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-',
+  'command -v awk >/dev/null 2>&1 || exit 127',
+  'LC_ALL=C awk -v task="$2" -v opid="$3" -v ostart="$4" -v sf="$5" "$1" <&3 3<&- >/dev/null 2>&1 &',
+  // The keeper's PID, for lock records; then sh ends, and the owner reaps it at once (spawnSync).
+  'echo $!',
+].join('\n')
+
+/** The awk program. Its first line names it, so `ps` (and the test suite) can find keepers. */
+export const KEEPER_AWK = String.raw`# exitguard-keeper: releases what its owner registered, once the owner is proven dead
+/^\+/ { id = substr($1, 2) + 0; if (!(id in entry)) live++; entry[id] = $0; if (id > top) top = id; next }
+/^-/ { id = substr($1, 2) + 0; if (id in entry) { delete entry[id]; live-- }; next }
+END {
+  if (live <= 0) exit 0
+  waitowner()
+  for (i = top; i >= 1; i--) {
+    if (!(i in entry)) continue
+    split(entry[i], f, " ")
+    if (f[2] == "T") { nt++; tpath[nt] = rest(entry[i], 5); tid[nt] = f[3] " " f[4] " " btime(f[5]); continue }
+    flushtemps()
+    if (f[2] == "C") stopcommand(f[3], f[4] + 0, rest(entry[i], 4))
+    else if (f[2] == "L") releaselock(f[3] " " f[4], f[5], rest(entry[i], 5))
+  }
+  flushtemps()
+  exit 0
+}
+# The text after the first n space-separated fields (a path may hold spaces).
+function rest(s, n) { while (n-- > 0) s = substr(s, index(s, " ") + 1); return s }
+# Single-quotes s for sh.
+function q(s,   r, i) { r = ""; while ((i = index(s, "'")) > 0) { r = r substr(s, 1, i - 1) "'\"'\"'"; s = substr(s, i + 1) } return "'" r s "'" }
+function trim(s) { gsub(/^ +| +$/, "", s); return s }
+# A birth time as stat(1) or Node gives it; "0" where the file system keeps none.
+function btime(s) { return s ~ /^[-0.]*$/ ? "0" : s }
+# 1 while the process or task whose /proc dir is dir (or, without /proc, whose PID is pid) runs
+# with start time st: a missing entry, a zombie or another start time is proof of death.
+function running(dir, pid, st,   s, r, a, cmd) {
+  if (dir != "") {
+    r = (getline s < (dir "/stat")); close(dir "/stat")
+    if (r <= 0) return 0
+    sub(/^.*\) /, "", s); split(s, a, " ")
+    return a[1] != "Z" && a[1] != "X" && a[20] == st
+  }
+  cmd = "ps -o lstart= -p " pid " 2>/dev/null"; s = ""; cmd | getline s; close(cmd)
+  return s != "" && trim(s) == trim(st)
+}
+# EOF came because the owner's descriptor closed: its thread or process is ending. Never act on
+# a live owner: read its state until it is gone (a few µs to ms after EOF), then back off.
+function waitowner(   i) {
+  for (i = 0; running(task, opid, ostart); i++) {
+    if (i < 300) continue
+    system(i < 400 ? "sleep 0.002" : i < 500 ? "sleep 0.02" : "sleep 0.5")
+  }
+}
+function sleepms(n) { system("sleep " (n >= 1000 ? int(n / 1000) "." sprintf("%03d", n % 1000) : sprintf("0.%03d", n))) }
+function procdir(pid) { return task == "" ? "" : "/proc/" pid }
+# A wrapped command: SIGTERM, SIGKILL after grace ms, each only while its start time matches.
+# Returns once it is gone, so what it used (temp dir, lock) is released only after it ended.
+function stopcommand(pid, grace, st,   d, i, waited) {
+  d = procdir(pid)
+  if (!running(d, pid, st)) return
+  system("kill -TERM " pid " 2>/dev/null")
+  for (i = 0; i < 200; i++) if (!running(d, pid, st)) return
+  for (waited = 0; running(d, pid, st); waited += 10) {
+    if (waited >= grace) { system("kill -KILL " pid " 2>/dev/null"); break }
+    sleepms(10)
+  }
+  for (i = 0; running(d, pid, st) && i < 6000; i++) sleepms(10)
+}
+# Temp entries, in batches: one stat(1) and one rm(1) for as many as fit in one sh -c string
+# (Linux caps one argument at 128 kB). rm -rf walks with openat/unlinkat and never follows a
+# symlink; only entries whose (dev, ino) still match are given to it.
+function flushtemps(   k, j, end, cmd, s, name, seen, list, n, a) {
+  for (k = 1; k <= nt; k = end) {
+    cmd = "exec stat " sf (sf == "-c" ? " '%d %i %.9W %n'" : " '%d %i %B %N'") " --"
+    for (end = k; end <= nt && (end == k || length(cmd) < 60000); end++) cmd = cmd " " q(tpath[end])
+    cmd = cmd " 2>/dev/null"
+    split("", seen)
+    # (A command is always one variable before "| getline": mawk reads 'a b | getline' as a (b | getline).)
+    while ((cmd | getline s) > 0) { split(s, a, " "); seen[rest(s, 3)] = a[1] " " a[2] " " btime(a[3]) }
+    close(cmd)
+    list = ""; n = 0
+    for (j = k; j < end; j++) if ((tpath[j] in seen) && seen[tpath[j]] == tid[j]) { list = list " " q(tpath[j]); n++ }
+    if (n == 0) continue
+    if (system("exec rm -rf --" list " 2>/dev/null") != 0) {
+      # A read-only subdirectory: make the tree writable (chmod -R never follows a link inside), retry.
+      system("chmod -R u+rwx --" list " 2>/dev/null; exec rm -rf --" list " 2>/dev/null")
+    }
+  }
+  nt = 0
+}
+# A PID lock file: unlinked only if it is still the file we created and still holds our token.
+# While this keeper runs, the lock record names it as a co-holder, so no taker can replace it.
+function releaselock(devino, token, path,   cmd, s, body, ours) {
+  cmd = "exec stat " sf " '%d %i' -- " q(path) " 2>/dev/null"; s = ""; cmd | getline s; close(cmd)
+  if (s != devino) return
+  ours = 0
+  while ((getline body < path) > 0) if (index(body, "\"token\":\"" token "\"") > 0) ours = 1
+  close(path)
+  if (ours) system("exec rm -f -- " q(path))
+}
+`

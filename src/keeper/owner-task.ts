@@ -1,0 +1,35 @@
+import { readFileSync, readlinkSync } from 'node:fs'
+import { readStartTime } from '../owner.js'
+
+/** What the keeper watches: this thread (Linux) or this process (elsewhere). */
+export interface OwnerTask {
+  pid: number
+  /** `/proc/<pid>` or, in a worker thread, `/proc/<pid>/task/<tid>`; "" where there is no /proc. */
+  dir: string
+  /** The start time the keeper compares (Linux: stat field 22; macOS: `ps -o lstart`). */
+  startTime: string
+}
+
+/**
+ * Identifies the calling thread for the keeper. A worker thread is its own task on Linux
+ * (`/proc/thread-self` names it), so the keeper can prove that the thread ended while the
+ * process lives on. Null where the owner can't be identified (no start time).
+ */
+export function ownerTask(): OwnerTask | null {
+  const pid = process.pid
+  if (process.platform === 'linux') {
+    try {
+      // "<pid>/task/<tid>", read from the calling thread.
+      const self = readlinkSync('/proc/thread-self')
+      const stat = readFileSync('/proc/thread-self/stat', 'latin1')
+      const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+      if (!startTime) return null
+      const [, tid] = /^\d+\/task\/(\d+)$/.exec(self) ?? []
+      return { pid, dir: tid && Number(tid) !== pid ? `/proc/${pid}/task/${tid}` : `/proc/${pid}`, startTime }
+    } catch {
+      return null // /proc not mounted: no proof of death possible, so no keeper
+    }
+  }
+  const startTime = readStartTime(pid)
+  return startTime === null ? null : { pid, dir: '', startTime }
+}

@@ -1,0 +1,87 @@
+/**
+ * The wire format of one message or reply: a 4-byte big-endian length, then that many
+ * bytes of UTF-8 JSON. A length prefix (rather than a newline) lets the reader refuse an
+ * oversized frame from its first 4 bytes, before it buffers any of it.
+ */
+
+/** The default cap on a message and on a reply, in bytes of JSON: 1 MiB. */
+export const DEFAULT_MAX_BYTES = 1024 * 1024
+
+/** Why a frame could not be made or read; `code` goes into the error reply. */
+export class FrameError extends Error {
+  constructor(
+    readonly code: 'ETOOBIG' | 'EBADMSG',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** `value` as JSON; throws FrameError if it is not JSON or is larger than `maxBytes`. */
+export function toJson(value: unknown, maxBytes: number, what: string): string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value === undefined ? null : value)
+  } catch (err) {
+    throw new FrameError('EBADMSG', `the ${what} is not JSON-serialisable (${(err as Error).message})`)
+  }
+  if (json === undefined) throw new FrameError('EBADMSG', `the ${what} is not JSON-serialisable`)
+  const length = Buffer.byteLength(json)
+  if (length > maxBytes) throw new FrameError('ETOOBIG', `the ${what} is ${length} bytes of JSON, more than the limit of ${maxBytes}`)
+  return json
+}
+
+/** One frame holding the JSON text `json`. */
+export function frameOf(json: string): Buffer {
+  const length = Buffer.byteLength(json)
+  const frame = Buffer.allocUnsafe(4 + length)
+  frame.writeUInt32BE(length, 0)
+  frame.write(json, 4, 'utf8')
+  return frame
+}
+
+/**
+ * Collects one frame from a stream of chunks. `push` returns `{ value }` once the frame is
+ * whole, undefined while it needs more, and throws FrameError for an oversized or bad frame
+ * or bytes after it. It never holds more than 4 + `maxBytes` bytes.
+ */
+export class FrameReader {
+  #chunks: Buffer[] = []
+  #have = 0
+  #length = -1
+  #done = false
+
+  constructor(
+    readonly maxBytes: number,
+    readonly what: string,
+  ) {}
+
+  push(chunk: Buffer): { value: unknown } | undefined {
+    if (this.#done) throw new FrameError('EBADMSG', `bytes after the end of the ${this.what}`)
+    this.#chunks.push(chunk)
+    this.#have += chunk.length
+    if (this.#length === -1) {
+      if (this.#have < 4) return undefined
+      const head = Buffer.concat(this.#chunks)
+      this.#chunks = [head]
+      this.#length = head.readUInt32BE(0)
+      if (this.#length > this.maxBytes) throw new FrameError('ETOOBIG', `the ${this.what} is ${this.#length} bytes, more than the limit of ${this.maxBytes}`)
+    }
+    const total = 4 + this.#length
+    if (this.#have < total) return undefined
+    if (this.#have > total) throw new FrameError('EBADMSG', `bytes after the end of the ${this.what}`)
+    this.#done = true
+    const body = Buffer.concat(this.#chunks).subarray(4)
+    this.#chunks = []
+    try {
+      return { value: JSON.parse(body.toString('utf8')) }
+    } catch (err) {
+      throw new FrameError('EBADMSG', `the ${this.what} is not valid JSON (${(err as Error).message})`)
+    }
+  }
+
+  /** Bytes received so far (0 means the peer sent nothing). */
+  get received(): number {
+    return this.#have
+  }
+}

@@ -1,0 +1,43 @@
+import { readdirSync, readFileSync } from 'node:fs'
+
+/** Set by the global setup in every test process and inherited by each child and keeper. */
+export const RUN_TAG = 'EXITGUARD_TEST_RUN'
+
+/**
+ * Keeper processes started under this test run: awk running the keeper program (its first
+ * line names it), whose environment holds this run's tag.
+ */
+export function keeperProcesses(tag = process.env[RUN_TAG]): number[] {
+  const found: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, 'latin1').includes('# exitguard-keeper:')) continue
+      if (tag && !readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(`${RUN_TAG}=${tag}`)) continue
+      found.push(Number(name))
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found
+}
+
+/** True while `pid` runs: gone or a zombie (init may reap late in a container) is not running. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+  } catch {
+    return false
+  }
+}
+
+/** Polls `condition` every 5 ms until it holds or `bound` ms pass; returns whether it held. */
+export async function eventually(condition: () => boolean, bound = 10_000): Promise<boolean> {
+  const until = Date.now() + bound
+  while (!condition()) {
+    if (Date.now() > until) return false
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  return true
+}

@@ -1,0 +1,350 @@
+// The keeper (src/keeper/): what a SIGKILLed process or an ended worker thread held is released
+// by a helper process, with real processes, real signals and real files.
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { readPidLock } from '../src/index.js'
+import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
+import { eventually, keeperProcesses, RUN_TAG, running } from './helpers/keepers.js'
+
+const bin = join(root, 'dist/esm/bin.js')
+const linux = process.platform === 'linux'
+
+let tmp: ReturnType<typeof makeTempDir>
+let dir: string
+const children: RunningChild[] = []
+const pids: number[] = []
+beforeEach(() => {
+  tmp = makeTempDir('exitguard-kp-')
+  dir = tmp.dir
+})
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    c.child.kill('SIGKILL')
+    await c.done
+  }
+  // A test that failed half-way may leave a keeper, or a command its keeper waits on: end them.
+  for (const pid of pids.splice(0)) {
+    try {
+      if (running(pid)) process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone
+    }
+  }
+  tmp.cleanup()
+})
+
+function track(c: RunningChild): RunningChild {
+  children.push(c)
+  return c
+}
+
+describe.skipIf(!linux)('a SIGKILLed process', () => {
+  it('1,000 temp files, a temp dir tree and a PID lock: all released by the keeper, the lock never stale meanwhile', async () => {
+    mkdirSync(join(dir, 'tmp'))
+    mkdirSync(join(dir, 'outside'))
+    writeFileSync(join(dir, 'outside', 'precious'), 'not exitguard’s')
+    const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '1000']))
+    await holder.waitFor('ready')
+    const { keeper, registered } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number; registered: string[] }
+    pids.push(keeper)
+    expect(readdirSync(join(dir, 'tmp'))).toHaveLength(1001)
+    expect(registered[0]).toMatch(new RegExp(`^temp file .* \\(its keeper, PID ${keeper}, releases it if this process is killed\\)$`))
+    expect(registered.at(-1)).toBe(`pid lock ${join(dir, 'app.pid')} (its keeper, PID ${keeper}, releases it if this process is killed)`)
+
+    holder.child.kill('SIGKILL')
+    expect(await holder.done).toMatchObject({ signal: 'SIGKILL' })
+    const killed = Date.now()
+    // Until the keeper is done the lock counts as held (the keeper co-holds it): never stale,
+    // so no taker can race the keeper's unlink.
+    const states = new Set<string>()
+    const gone = await eventually(() => {
+      states.add(readPidLock(join(dir, 'app.pid')).state)
+      return readdirSync(join(dir, 'tmp')).length === 0 && !existsSync(join(dir, 'app.pid'))
+    })
+    const took = Date.now() - killed
+    expect(gone).toBe(true)
+    expect([...states].filter((s) => s === 'stale')).toEqual([])
+    expect(readPidLock(join(dir, 'app.pid')).state).toBe('free')
+    expect(readFileSync(join(dir, 'outside', 'precious'), 'utf8')).toBe('not exitguard’s') // the symlink's target
+    expect(await eventually(() => !running(keeper))).toBe(true)
+    // The goal is 1 s (the bench measures the median); the bound above is generous for a busy machine.
+    console.log(`keeper: 1,002 entries released ${took} ms after SIGKILL`)
+  })
+
+  it('leaves alone an entry replaced since it was registered (same path; the inode number may even be reused)', async () => {
+    mkdirSync(join(dir, 'tmp'))
+    mkdirSync(join(dir, 'outside'))
+    const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '2']))
+    await holder.waitFor('ready')
+    const { keeper } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number }
+    pids.push(keeper)
+    const [first] = readdirSync(join(dir, 'tmp')).filter((n) => !n.startsWith('tree-'))
+    const replaced = join(dir, 'tmp', first!)
+    execFileSync('sh', ['-c', 'rm -f -- "$1" && echo someone else > "$1"', 'sh', replaced])
+    // And the lock file: replaced by a copy (another inode, same token): not ours any more.
+    const lockPath = join(dir, 'app.pid')
+    const record = readFileSync(lockPath)
+    execFileSync('sh', ['-c', 'rm -f -- "$1"', 'sh', lockPath])
+    writeFileSync(lockPath, record)
+    holder.child.kill('SIGKILL')
+    await holder.done
+    expect(await eventually(() => !running(keeper))).toBe(true)
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([first])
+    expect(readFileSync(replaced, 'utf8')).toBe('someone else\n')
+    expect(readFileSync(lockPath)).toEqual(record)
+  })
+
+  it('a live owner is never acted on: a guard released early is forgotten, and a graceful exit leaves the keeper nothing', async () => {
+    const script = `
+      import { configure, tempFileSync, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      configure({ keeper: true })
+      const early = tempFileSync({ dir: process.argv[1] })
+      early.remove()
+      const late = tempDirSync({ dir: process.argv[1] })
+      console.log('ready')
+    `
+    const r = await startNode('--input-type=module', ['-e', script, dir]).done
+    expect(r).toMatchObject({ code: 0, signal: null, stderr: '' })
+    expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+describe.skipIf(!linux)('worker threads: guards made in a worker are released however its thread or the process ends', () => {
+  const threadEnds = ['worker-return', 'worker-exit', 'worker-throw', 'terminate'] as const
+  const processEnds = ['main-exit0', 'main-SIGINT', 'main-SIGTERM', 'main-SIGHUP', 'main-uncaught', 'main-SIGKILL'] as const
+  const expected: Record<(typeof threadEnds)[number] | (typeof processEnds)[number], { code: number | null; signal: NodeJS.Signals | null }> = {
+    'worker-return': { code: 0, signal: null },
+    'worker-exit': { code: 0, signal: null },
+    'worker-throw': { code: 0, signal: null },
+    terminate: { code: 0, signal: null },
+    'main-exit0': { code: 0, signal: null },
+    'main-SIGINT': { code: null, signal: 'SIGINT' },
+    'main-SIGTERM': { code: null, signal: 'SIGTERM' },
+    'main-SIGHUP': { code: null, signal: 'SIGHUP' },
+    'main-uncaught': { code: 1, signal: null },
+    'main-SIGKILL': { code: null, signal: 'SIGKILL' },
+  }
+
+  for (const importMain of ['import', 'no-import'] as const) {
+    for (const how of [...threadEnds, ...processEnds]) {
+      it(`${how}, main thread ${importMain === 'import' ? 'using' : 'never loading'} exitguard`, async () => {
+        const c = track(startNode(join(fixtures, 'keeper-worker.mjs'), [dir, how, importMain]))
+        await c.waitFor('ready')
+        const keeper = Number(/^keeper (\d+)$/m.exec(c.stdout())?.[1])
+        expect(keeper).toBeGreaterThan(1)
+        pids.push(keeper)
+        if (how.startsWith('main-SIG')) c.child.kill(how.slice(5) as NodeJS.Signals)
+        const result = await c.done
+        expect({ code: result.code, signal: result.signal }).toEqual(expected[how])
+        if ((threadEnds as readonly string[]).includes(how)) {
+          // Released while the process still lived: the keeper saw the thread end, not the process.
+          expect(result.stdout).toContain('released\n')
+          expect(result.stdout).not.toContain('zombie')
+        }
+        if (how === 'worker-exit') expect(result.stdout).toContain('worker exit 7\n')
+        if (how === 'worker-throw') expect(result.stdout).toContain('worker error worker crashed\n')
+        if (how === 'main-uncaught') expect(result.stderr).toContain('main crashed')
+        // The main thread's own temp file has no keeper (off there by default): only SIGKILL leaves it.
+        const left = () => readdirSync(dir).filter((n) => !(how === 'main-SIGKILL' && n.startsWith('main-')))
+        expect(await eventually(() => left().length === 0)).toBe(true)
+        expect(await eventually(() => !running(keeper))).toBe(true)
+      })
+    }
+  }
+})
+
+describe.skipIf(!linux)('exitguard run with the keeper', () => {
+  it('the wrapper SIGKILLed: the command gets SIGTERM, and the lock is free only once it has ended', async () => {
+    const lock = join(dir, 'job.pid')
+    const marker = join(dir, 'running')
+    const go = join(dir, 'go')
+    // The command marks itself running; on SIGTERM it winds down until the test says go, then unmarks.
+    const command = `echo $$ > ${marker}; trap 'while [ ! -e ${go} ]; do sleep 0.02; done; rm -f ${marker} ${go}; exit 0' TERM; echo ready; while :; do sleep 0.05; done`
+    const run = track(startNode(bin, ['run', '--lock', lock, '--grace', '60000', '--tmpdir', '--', 'sh', '-c', command], { env: { TMPDIR: dir } }))
+    await run.waitFor('ready')
+    const pid = Number(readFileSync(marker, 'utf8'))
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
+    pids.push(keeper, pid)
+    run.child.kill('SIGKILL')
+    // While the command winds down, the lock is held by the keeper: status says so, and a run
+    // that won't wait is told why, with no advice to kill a dead PID.
+    expect(await eventually(() => /its keeper \(PID \d+\) is releasing/.test(readPidLock(lock).reason ?? ''))).toBe(true)
+    const busy = await startNode(bin, ['run', '--lock', lock, '--', 'true']).done
+    expect(busy.code).toBe(75)
+    expect(busy.stderr).toContain(`has ended and its keeper (PID ${keeper}) is releasing what it held`)
+    expect(busy.stderr).not.toContain('kill ')
+    // A second run queued behind can't start a second copy: it starts once the command has ended.
+    const second = startNode(bin, ['run', '--lock', lock, '--wait', '60000', '--', 'sh', '-c', `test -e ${marker} && echo OVERLAP || echo alone`])
+    writeFileSync(go, '')
+    expect(await second.done).toMatchObject({ code: 0, stdout: 'alone\n' })
+    expect(running(pid)).toBe(false)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+    expect(readdirSync(dir)).toEqual([]) // the --tmpdir dir went too
+    await run.done
+  })
+
+  it('a command that ignores SIGTERM is SIGKILLed once the grace period has passed', async () => {
+    const lock = join(dir, 'job.pid')
+    const run = track(startNode(bin, ['run', '--lock', lock, '--grace', '300', '--', 'sh', '-c', `trap '' TERM; echo $$; echo ready; exec sleep 60`]))
+    await run.waitFor('ready')
+    const pid = Number(run.stdout().split('\n')[0])
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
+    pids.push(keeper)
+    run.child.kill('SIGKILL')
+    await run.done // the pipes close only once the command (which holds them) is gone
+    expect(await eventually(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') Z'))).toBe(true)
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
+  it('torture: wrappers SIGKILLed at random while others wait to start; two commands never run at once', async () => {
+    const lock = join(dir, 'job.pid')
+    const marker = join(dir, 'running')
+    const log = join(dir, 'log')
+    // noclobber: creating the marker fails if another copy holds it (echo, not ':', whose failed
+    // redirection would end sh). On SIGTERM the current sleep ends (<= 20 ms), then the trap unmarks.
+    const command = `set -C; if echo $$ 2>/dev/null > ${marker}; then echo start >> ${log}; else echo OVERLAP >> ${log}; fi; trap 'rm -f ${marker}; exit 0' TERM; i=0; while [ $i -lt 10 ]; do sleep 0.02; i=$((i+1)); done; rm -f ${marker}`
+    const start = () => startNode(bin, ['run', '--lock', lock, '--wait', '60000', '--', 'sh', '-c', command])
+    const started = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').length : 0)
+    let running = [start(), start()]
+    const rounds = 10
+    for (let i = 0; i < rounds; i++) {
+      // Once a command runs, SIGKILL its wrapper (the lock names it) a random moment later;
+      // now and then the waiting one instead. A new wrapper joins the queue each round.
+      expect(await eventually(() => started() > i, 60_000)).toBe(true)
+      await new Promise((r) => setTimeout(r, Math.random() * 50))
+      const holder = Number(readFileSync(lock, 'utf8').split('\n')[0])
+      const victim = running.find((c) => (Math.random() < 0.8 ? c.pid === holder : c.pid !== holder)) ?? running[0]!
+      victim.child.kill('SIGKILL')
+      running = running.filter((c) => c !== victim)
+      running.push(start())
+      void victim.done
+    }
+    const results = await Promise.all(running.map((c) => c.done))
+    for (const r of results) expect(r, r.stderr).toMatchObject({ code: 0 })
+    const lines = readFileSync(log, 'utf8').trim().split('\n')
+    expect(lines).not.toContain('OVERLAP')
+    expect(lines.length).toBeGreaterThanOrEqual(rounds)
+  })
+})
+
+describe.skipIf(!linux)('staying out of the owner’s way', () => {
+  it('out=$(node app.js) returns when the owner ends, while its keeper still works', async () => {
+    // The owner registers a command that ignores SIGTERM (grace 60 s), then SIGKILLs itself:
+    // its keeper outlives it by the grace period, yet the substitution must not wait for it.
+    const app = join(dir, 'app.mjs')
+    writeFileSync(app, `
+      import { spawn } from 'node:child_process'
+      import { configure } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      import { holdCommand, threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
+      configure({ keeper: true })
+      const child = spawn('sh', ['-c', "trap '' TERM; exec sleep 60"], { stdio: 'ignore', detached: true })
+      holdCommand(child.pid, 60000)
+      console.log('keeper', threadKeeper().pid, 'command', child.pid)
+      process.kill(process.pid, 'SIGKILL')
+    `)
+    const shell = startCommand('sh', ['-c', `out=$(${JSON.stringify(process.execPath)} ${app}); echo "$out"; echo done`])
+    const r = await shell.done
+    expect(r.stdout).toMatch(/^keeper \d+ command \d+\ndone\n$/)
+    const [, keeper, command] = /^keeper (\d+) command (\d+)/.exec(r.stdout)!.map(Number)
+    pids.push(keeper!, command!)
+    expect(running(keeper!)).toBe(true) // still waiting out the grace period: it held no stdout
+    process.kill(command!, 'SIGKILL')
+    expect(await eventually(() => !running(keeper!))).toBe(true)
+  })
+
+  it('Ctrl-C to the owner’s process group does not reach the keeper', async () => {
+    mkdirSync(join(dir, 'tmp'))
+    mkdirSync(join(dir, 'outside'))
+    // The owner leads its own process group (as a shell's foreground job does) and ignores SIGINT.
+    const child = spawn(process.execPath, [join(fixtures, 'keeper-hold.mjs'), dir, '1'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, IGNORE_SIGINT: '1' } })
+    let out = ''
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => ((out += d), out.includes('ready\n') && resolve()))
+      child.once('exit', () => reject(new Error(`owner ended early: ${out}`)))
+    })
+    const { keeper } = JSON.parse(out.split('\n')[0]!) as { keeper: number }
+    pids.push(keeper, child.pid!)
+    const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')
+    expect(Number(stat(child.pid!)[2])).toBe(child.pid) // the owner's group
+    expect(stat(keeper)[2]).not.toBe(String(child.pid)) // the keeper's group is another
+    expect(stat(keeper)[3]).not.toBe(stat(child.pid!)[3]) // and so is its session: no terminal signals either
+    // Ctrl-C reaches every process of the foreground group at once. Had the keeper been one,
+    // it would die of it before it could see its owner's end, and nothing would be released.
+    process.kill(-child.pid!, 'SIGINT')
+    process.kill(child.pid!, 'SIGKILL')
+    expect(await eventually(() => !running(keeper) && readdirSync(join(dir, 'tmp')).length === 0 && !existsSync(join(dir, 'app.pid')))).toBe(true)
+  })
+
+  it('a keeper that dies first: the owner says so once on stderr and releases in-process', async () => {
+    const script = `
+      import { configure, tempFileSync, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      import { threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
+      configure({ keeper: true })
+      const dir = process.argv[1]
+      tempFileSync({ dir })
+      const pid = threadKeeper().pid
+      process.kill(pid, 'SIGKILL')
+      const { readFileSync } = await import('node:fs')
+      const zombieOrGone = () => { try { return readFileSync('/proc/' + pid + '/stat', 'latin1').split(') ')[1][0] === 'Z' } catch { return true } }
+      while (!zombieOrGone()) {}
+      for (let i = 0; i < 3; i++) tempDirSync({ dir })
+      console.log('made')
+    `
+    const r = await startNode('--input-type=module', ['-e', script, dir]).done
+    expect(r).toMatchObject({ code: 0, stdout: 'made\n' })
+    expect(r.stderr.match(/the keeper process \(PID \d+\) is gone/g)).toHaveLength(1)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('NODE_DEBUG=exitguard shows the keeper start and each line it is told', async () => {
+    mkdirSync(join(dir, 'tmp'))
+    mkdirSync(join(dir, 'outside'))
+    const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '1'], { env: { NODE_DEBUG: 'exitguard' } }))
+    await holder.waitFor('ready')
+    const { keeper } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number }
+    pids.push(keeper)
+    expect(holder.stderr()).toMatch(new RegExp(`keeper PID ${keeper} started for /proc/${holder.pid} in [\\d.]+ ms`))
+    expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ L \\d+ \\d+ \\w+ ${join(dir, 'app.pid')}`))
+    expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ T \\d+ \\d+ [\\d.]+ ${join(dir, 'tmp')}/tree-`))
+  })
+})
+
+describe('the keeper option', () => {
+  it('is off in the main thread and on in a worker by default; EXITGUARD_KEEPER and configure() change it', async () => {
+    const script = `
+      import { configure } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      import { Worker } from 'node:worker_threads'
+      const main = configure().keeper
+      const worker = await new Promise((resolve) => {
+        new Worker("Promise.all([import('${join(root, 'dist/esm/index.js')}'), import('node:worker_threads')]).then(([m, w]) => w.parentPort.postMessage(m.configure().keeper))", { eval: true }).once('message', resolve)
+      })
+      console.log(JSON.stringify({ main, worker, set: configure({ keeper: true }).keeper }))
+      try { configure({ keeper: 'yes' }) } catch (err) { console.log(err.code) }
+    `
+    const run = (env: NodeJS.ProcessEnv = {}) => startNode('--input-type=module', ['-e', script], { env }).done
+    expect((await run()).stdout).toBe('{"main":false,"worker":true,"set":true}\nERR_INVALID_ARG_TYPE\n')
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('| `keeper` | `false` in the main thread, `true` in workers')
+    expect((await run({ EXITGUARD_KEEPER: '1' })).stdout).toBe('{"main":true,"worker":true,"set":true}\nERR_INVALID_ARG_TYPE\n')
+    expect((await run({ EXITGUARD_KEEPER: '0' })).stdout).toBe('{"main":false,"worker":false,"set":true}\nERR_INVALID_ARG_TYPE\n')
+  })
+
+  it('off: no keeper process is started', async () => {
+    const tag = `off-${process.pid}-${Date.now()}`
+    const script = `
+      import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      tempFileSync({ dir: process.argv[1] })
+      console.log('ready')
+      setInterval(() => {}, 1000)
+    `
+    const c = track(startNode('--input-type=module', ['-e', script, dir], { env: { [RUN_TAG]: tag } }))
+    await c.waitFor('ready')
+    expect(keeperProcesses(tag)).toEqual([])
+    // The same with the keeper on finds it: the check above can fail.
+    const on = track(startNode('--input-type=module', ['-e', script, dir], { env: { [RUN_TAG]: tag, EXITGUARD_KEEPER: '1' } }))
+    await on.waitFor('ready')
+    expect(await eventually(() => keeperProcesses(tag).length === 1)).toBe(true)
+  })
+})
