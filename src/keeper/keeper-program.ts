@@ -112,8 +112,10 @@ function flushtemps(   k, j, end, cmd, s, name, seen, list, n, a) {
     for (j = k; j < end; j++) if ((tpath[j] in seen) && seen[tpath[j]] == tid[j]) { list = list " " q(tpath[j]); n++ }
     if (n == 0) continue
     if (system("exec rm -rf --" list " 2>/dev/null") != 0) {
-      # A read-only subdirectory: make the tree writable (chmod -R never follows a link inside), retry.
-      system("chmod -R u+rwx --" list " 2>/dev/null; exec rm -rf --" list " 2>/dev/null")
+      # A read-only subdirectory: make the tree writable, then retry. Never as root: root needs no
+      # write bit to remove, and GNU chmod -R follows a symlink named on its command line, which an
+      # attacker could swap in after the stat above (issue 9, item 9).
+      system("[ \"$(id -u)\" = 0 ] || chmod -R u+rwx --" list " 2>/dev/null; exec rm -rf --" list " 2>/dev/null")
     }
   }
   nt = 0

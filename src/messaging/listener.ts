@@ -1,4 +1,5 @@
 import type { Server, Socket } from 'node:net'
+import { definedOnly } from '../defined-only.js'
 import { net } from '../builtins.js'
 import { unlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -44,18 +45,18 @@ export interface ListenOptions {
    * refused if it is a symlink, someone else's or open to others. Default:
    * `$XDG_RUNTIME_DIR/exitguard`, else `/tmp/exitguard-<uid>` (created, or repaired to 0700).
    */
-  socketDir?: string
+  socketDir?: string | undefined
   /** The most bytes of JSON a message, or a reply, may have. Default 1 MiB. */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /** Connections served at once (reading, handling, replying). Default 64. */
-  maxConnections?: number
+  maxConnections?: number | undefined
   /**
    * Connections accepted but not yet read, waiting for a slot; they cost a socket each, no
    * buffer. Beyond this, a sender is told `EBUSY` and retries. Default 1024.
    */
-  maxPending?: number
+  maxPending?: number | undefined
   /** Milliseconds a connection may last, from accept to reply, before it is cut. Default 10000. */
-  timeout?: number
+  timeout?: number | undefined
 }
 
 export const listenDefaults = { maxBytes: DEFAULT_MAX_BYTES, maxConnections: 64, maxPending: 1024, timeout: 10_000 }
@@ -67,7 +68,7 @@ export function validateListen(onMessage: unknown, options: unknown): Required<O
   if (typeof onMessage !== 'function') throw invalidArgType('onMessage', 'a function', onMessage)
   if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidArgType('messaging', 'an object', options)
   const given = (options ?? {}) as ListenOptions
-  const opts = { ...listenDefaults, ...given, socketDir: given.socketDir }
+  const opts = { ...listenDefaults, ...definedOnly(given), socketDir: given.socketDir }
   if (opts.socketDir !== undefined && (typeof opts.socketDir !== 'string' || opts.socketDir === '' || opts.socketDir.includes('\0'))) {
     throw invalidArgValue('messaging.socketDir', opts.socketDir, 'must be a non-empty path without NUL bytes')
   }

@@ -8,15 +8,17 @@ import { readPidLock } from '../locks/pid-lock.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { ENVELOPE_BYTES } from './listener.js'
 import { MessageError } from './message-error.js'
+import type { AbortSignalLike } from '../abort-signal-like.js'
+import { definedOnly } from '../defined-only.js'
 
 /** Options of `messageHolder`. */
 export interface MessageHolderOptions {
   /** Milliseconds to wait for the reply, in all (connecting and retries included). Default 5000. */
-  timeout?: number
+  timeout?: number | undefined
   /** Aborts the wait; the promise rejects with `signal.reason`. */
-  signal?: AbortSignal
+  signal?: AbortSignalLike | undefined
   /** The most bytes of JSON the message, and the reply, may have. Default 1 MiB. */
-  maxBytes?: number
+  maxBytes?: number | undefined
 }
 
 export const sendDefaults = { timeout: 5000, maxBytes: DEFAULT_MAX_BYTES }
@@ -38,7 +40,7 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
   if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
-  const opts = { ...sendDefaults, ...options }
+  const opts = { ...sendDefaults, ...definedOnly(options) }
   if (typeof opts.timeout !== 'number' || !(opts.timeout > 0) || opts.timeout > 2 ** 31 - 1) throw invalidArgValue('timeout', opts.timeout, 'must be a number of milliseconds from 1 to 2147483647')
   if (typeof opts.maxBytes !== 'number' || !Number.isInteger(opts.maxBytes) || opts.maxBytes < 1 || opts.maxBytes > 2 ** 31) throw invalidArgValue('maxBytes', opts.maxBytes, 'must be a whole number from 1 to 2147483648')
   const { signal } = opts
@@ -144,7 +146,7 @@ type Outcome =
   | { kind: 'closed'; detail: string }
 
 /** One connection: send the frame, read one reply frame. Never rejects but for an abort. */
-function exchange(socketPath: string, frame: Buffer, maxReply: number, deadline: number, signal: AbortSignal | undefined): Promise<Outcome> {
+function exchange(socketPath: string, frame: Buffer, maxReply: number, deadline: number, signal: AbortSignalLike | undefined): Promise<Outcome> {
   return new Promise((resolveOutcome, rejectOutcome) => {
     let socket: Socket | null = null
     let settled = false
