@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { childProcess } from '../builtins.js'
 import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 
@@ -375,5 +375,5 @@ function checkDirAtPath(path: string, entry: EntryIdentity): boolean {
 }
 
 function runTool(tool: string, args: string[]) {
-  return spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
+  return childProcess().spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { crypto } from '../builtins.js'
 import { invalidArgType, invalidArgValue } from '../errors.js'
 import { readBootId, readStartTime, selfIdentity, type ProcessIdentity } from '../owner.js'
 
@@ -56,7 +56,7 @@ export function checkCreatedNamePart(option: string, value: unknown): string {
 }
 
 function hashTag(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 8)
+  return crypto().createHash('sha256').update(text).digest('hex').slice(0, 8)
 }
 
 /** The start field for a start time as `readStartTime` reports it. */
@@ -100,7 +100,7 @@ let poolAt = 0
 
 function randomPart(): string {
   if (poolAt + RANDOM_LENGTH > pool.length) {
-    pool = randomBytes(RANDOM_LENGTH * 256)
+    pool = crypto().randomBytes(RANDOM_LENGTH * 256)
     poolAt = 0
   }
   let out = ''
