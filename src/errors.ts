@@ -168,7 +168,7 @@ function heldMessage(path: string, owner: LockOwner, foreign: boolean): string {
     // Not "kill <our own PID>": the holder is this very process, in a thread or module copy
     // whose locks this one can't see (each thread has its own globalThis, so its own registry).
     return `The lock ${path} is held by this process (another thread or copy of exitguard) since ${owner.createdAt}. ` +
-      `Release it there; a worker ended by terminate() leaves its locks held until this process exits.`
+      `Release it there; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.`
   }
   return `The lock ${path} is held by ${who}. Wait for it to finish or stop it (kill ${owner.pid}); if it dies, the next run takes the lock over by itself.`
 }

@@ -393,7 +393,7 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     // It may be this thread's own PidLock, another thread's, or one a terminated worker left.
     const holder = `this process (another thread or copy of exitguard) since ${snapshot.owner.createdAt}`
-    const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() leaves its locks held until this process exits.'
+    const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.'
     const waited = Date.now() - started
     return opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}` })
