@@ -73,6 +73,19 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     console.log(`keeper: 1,002 entries released ${took} ms after SIGKILL`)
   })
 
+  it('a listening holder: its message socket goes with its lock (issue 12: the socket goes through the keeper)', async () => {
+    mkdirSync(join(dir, 'sock'), { mode: 0o700 })
+    const holder = track(startNode(join(fixtures, 'keeper-listener.mjs'), [dir]))
+    await holder.waitFor('ready')
+    const { keeper, socket } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number; socket: string }
+    pids.push(keeper)
+    expect(existsSync(socket)).toBe(true)
+    holder.child.kill('SIGKILL')
+    await holder.done
+    expect(await eventually(() => !existsSync(socket) && !existsSync(join(dir, 'app.pid')))).toBe(true)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
   it('leaves alone an entry replaced since it was registered (same path; the inode number may even be reused)', async () => {
     mkdirSync(join(dir, 'tmp'))
     mkdirSync(join(dir, 'outside'))

@@ -1,4 +1,5 @@
 import type { Server, Socket } from 'node:net'
+import { holdTemp, type KeeperHold } from '../keeper/hold.js'
 import { definedOnly } from '../defined-only.js'
 import { net } from '../builtins.js'
 import { unlinkSync } from 'node:fs'
@@ -101,6 +102,8 @@ export class Listener {
   #active = false
   #closed = false
   readonly #atExit: Registration
+  /** The keeper's copy, where this thread has one: it removes the socket file if we are killed. */
+  readonly #keeperHold: KeeperHold | null
 
   constructor(
     token: string,
@@ -123,6 +126,7 @@ export class Listener {
     // lock is won, the lock's entry (newer, so run first) removes the lock file, then this.
     this.#atExit = onExit(() => this.close())
     this.#atExit.label = `message socket ${this.path}`
+    this.#keeperHold = holdTemp(this.path)
   }
 
   /** Starts handing messages to the handler (the lock is ours now). */
@@ -136,6 +140,7 @@ export class Listener {
     this.#closed = true
     this.#active = false
     this.#atExit.unregister()
+    this.#keeperHold?.release()
     // Unlink first and synchronously: at exit, the server's own asynchronous close never completes.
     if (process.platform !== 'win32') {
       try {

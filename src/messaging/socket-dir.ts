@@ -91,10 +91,8 @@ export function socketPathFor(dir: string, token: string): string {
  * in a private directory (not a symlink) owned by the socket's owner. Anything else is left
  * alone. Never throws; returns whether it removed something.
  *
- * Also the hook for a keeper process that clears a dead holder's lock: call it with the
- * dead record after removing the lock file.
- * TODO(keeper, branch `keeper`): when the keeper removes a dead holder's lock, call
- * `removeDeadSocket(deadRecord)` too; the keeper then needs no other change for messaging.
+ * (Where the holder had a keeper, the keeper removes the socket file itself: the listener gives
+ * it to the keeper as a temp entry.)
  */
 export function removeDeadSocket(owner: Pick<LockOwner, 'token'> & { socket?: string | null }): boolean {
   const path = owner.socket
