@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { forwardedSignals } from '../src/cli/cli-signals.js'
 import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
+import { killIfStill, processStarted, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/esm/bin.js')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> }
@@ -14,14 +15,15 @@ let tmp: ReturnType<typeof makeTempDir>
 let dir: string
 let lock: string
 const children: RunningChild[] = []
-const orphans: number[] = []
+const orphans: Started[] = []
 beforeEach(() => {
   tmp = makeTempDir()
   dir = tmp.dir
   lock = join(dir, 'job.pid')
 })
 afterEach(async () => {
-  for (const pid of orphans.splice(0)) killQuietly(pid)
+  // Only the very processes the test started: by now a PID may belong to another test's.
+  for (const p of orphans.splice(0)) killIfStill(p)
   // SIGTERM, not SIGKILL: a wrapper forwards it, so its command ends too and the pipes close.
   for (const c of children.splice(0)) {
     c.child.kill('SIGTERM')
@@ -230,7 +232,7 @@ describe('exitguard run', () => {
     const run = start(['run', '--lock', lock, '--tmpdir', '--no-keeper', '--', ...sleeper], { TMPDIR: dir })
     await run.waitFor('ready')
     const pid = childPid(run)
-    orphans.push(pid)
+    orphans.push(processStarted(pid))
     run.child.kill('SIGKILL')
     // The orphan still holds the wrapper's stdout pipe: 'close' comes only once it is gone too.
     await new Promise((r) => run.child.once('exit', r))
@@ -259,7 +261,7 @@ describe('exitguard run', () => {
     const run = start(['run', '--lock', lock, '--no-keeper', '--', setpriv!, '--pdeathsig', 'TERM', '--', ...sleeper])
     await run.waitFor('ready')
     const pid = childPid(run)
-    orphans.push(pid)
+    orphans.push(processStarted(pid))
     run.child.kill('SIGKILL')
     // 'close' needs the command's end too (it holds the pipes): the kernel's SIGTERM to it brings that.
     expect(await run.done).toMatchObject({ signal: 'SIGKILL' })
@@ -350,7 +352,7 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
     }
     const a = noCore(['run', '--lock', path, '--', process.execPath, '-e', commandA, log, signal])
     await a.waitFor('ready')
-    orphans.push(Number(a.stdout().split('\n')[0]))
+    orphans.push(processStarted(Number(a.stdout().split('\n')[0])))
     const b = noCore(['run', '--lock', path, '--wait', 'inf', '--', 'sh', '-c', 'echo B start >> "$0"', log])
     await waiting(path, 60_000)
     a.child.kill(signal as NodeJS.Signals)

@@ -3,10 +3,10 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { readPidLock } from '../src/index.js'
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
-import { eventually, keeperProcesses, RUN_TAG, running } from './helpers/keepers.js'
+import { eventually, keeperProcesses, killIfStill, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/esm/bin.js')
 const linux = process.platform === 'linux'
@@ -14,26 +14,29 @@ const linux = process.platform === 'linux'
 let tmp: ReturnType<typeof makeTempDir>
 let dir: string
 const children: RunningChild[] = []
-const pids: number[] = []
+/** Processes a test started indirectly (keepers, commands), with their start times: never signal a reused PID. */
+const pids: Started[] = []
+function remember(...list: number[]): void {
+  for (const pid of list) pids.push(processStarted(pid))
+}
 beforeEach(() => {
   tmp = makeTempDir('exitguard-kp-')
   dir = tmp.dir
 })
 afterEach(async () => {
+  // A test that failed half-way may leave a keeper, or a command its keeper waits on: end them
+  // first, as a wrapper's pipes close only once its command has gone.
+  // Only the very process the test started: by now its PID may belong to another test's.
+  for (const p of pids.splice(0)) killIfStill(p)
   for (const c of children.splice(0)) {
     c.child.kill('SIGKILL')
     await c.done
   }
-  // A test that failed half-way may leave a keeper, or a command its keeper waits on: end them.
-  for (const pid of pids.splice(0)) {
-    try {
-      if (running(pid)) process.kill(pid, 'SIGKILL')
-    } catch {
-      // gone
-    }
-  }
   tmp.cleanup()
 })
+// Each test starts several processes (node, sh, awk, stat, rm); on a loaded 2-core machine that
+// takes seconds. The bounds cap failures only.
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 })
 
 function track(c: RunningChild): RunningChild {
   children.push(c)
@@ -48,7 +51,7 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '1000']))
     await holder.waitFor('ready')
     const { keeper, registered } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number; registered: string[] }
-    pids.push(keeper)
+    remember(keeper)
     expect(readdirSync(join(dir, 'tmp'))).toHaveLength(1001)
     expect(registered[0]).toMatch(new RegExp(`^temp file .* \\(its keeper, PID ${keeper}, releases it if this process is killed\\)$`))
     expect(registered.at(-1)).toBe(`pid lock ${join(dir, 'app.pid')} (its keeper, PID ${keeper}, releases it if this process is killed)`)
@@ -78,7 +81,7 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     const holder = track(startNode(join(fixtures, 'keeper-listener.mjs'), [dir]))
     await holder.waitFor('ready')
     const { keeper, socket } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number; socket: string }
-    pids.push(keeper)
+    remember(keeper)
     expect(existsSync(socket)).toBe(true)
     holder.child.kill('SIGKILL')
     await holder.done
@@ -92,7 +95,7 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '2']))
     await holder.waitFor('ready')
     const { keeper } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number }
-    pids.push(keeper)
+    remember(keeper)
     const [first] = readdirSync(join(dir, 'tmp')).filter((n) => !n.startsWith('tree-'))
     const replaced = join(dir, 'tmp', first!)
     execFileSync('sh', ['-c', 'rm -f -- "$1" && echo someone else > "$1"', 'sh', replaced])
@@ -147,7 +150,7 @@ describe.skipIf(!linux)('worker threads: guards made in a worker are released ho
         await c.waitFor('ready')
         const keeper = Number(/^keeper (\d+)$/m.exec(c.stdout())?.[1])
         expect(keeper).toBeGreaterThan(1)
-        pids.push(keeper)
+        remember(keeper)
         if (how.startsWith('main-SIG')) c.child.kill(how.slice(5) as NodeJS.Signals)
         const result = await c.done
         expect({ code: result.code, signal: result.signal }).toEqual(expected[how])
@@ -179,7 +182,7 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     await run.waitFor('ready')
     const pid = Number(readFileSync(marker, 'utf8'))
     const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
-    pids.push(keeper, pid)
+    remember(keeper, pid)
     run.child.kill('SIGKILL')
     // While the command winds down, the lock is held by the keeper: status says so, and a run
     // that won't wait is told why, with no advice to kill a dead PID.
@@ -204,7 +207,7 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     await run.waitFor('ready')
     const pid = Number(run.stdout().split('\n')[0])
     const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
-    pids.push(keeper)
+    remember(keeper)
     run.child.kill('SIGKILL')
     await run.done // the pipes close only once the command (which holds them) is gone
     expect(await eventually(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') Z'))).toBe(true)
@@ -256,8 +259,12 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
       import { configure } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
       import { holdCommand, threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
       configure({ keeper: true })
-      const child = spawn('sh', ['-c', "trap '' TERM; exec sleep 60"], { stdio: 'ignore', detached: true })
+      import { existsSync } from 'node:fs'
+      const armed = ${JSON.stringify(join(dir, 'armed'))}
+      const child = spawn('sh', ['-c', 'trap "" TERM; : > "$0"; exec sleep 60', armed], { stdio: 'ignore', detached: true })
       holdCommand(child.pid, 60000)
+      // Only once the command ignores SIGTERM: before that, the keeper's SIGTERM would end it at once.
+      while (!existsSync(armed)) {}
       console.log('keeper', threadKeeper().pid, 'command', child.pid)
       process.kill(process.pid, 'SIGKILL')
     `)
@@ -265,7 +272,7 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
     const r = await shell.done
     expect(r.stdout).toMatch(/^keeper \d+ command \d+\ndone\n$/)
     const [, keeper, command] = /^keeper (\d+) command (\d+)/.exec(r.stdout)!.map(Number)
-    pids.push(keeper!, command!)
+    remember(keeper!, command!)
     expect(running(keeper!)).toBe(true) // still waiting out the grace period: it held no stdout
     process.kill(command!, 'SIGKILL')
     expect(await eventually(() => !running(keeper!))).toBe(true)
@@ -282,7 +289,7 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
       child.once('exit', () => reject(new Error(`owner ended early: ${out}`)))
     })
     const { keeper } = JSON.parse(out.split('\n')[0]!) as { keeper: number }
-    pids.push(keeper, child.pid!)
+    remember(keeper, child.pid!)
     const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')
     expect(Number(stat(child.pid!)[2])).toBe(child.pid) // the owner's group
     expect(stat(keeper)[2]).not.toBe(String(child.pid)) // the keeper's group is another
@@ -321,7 +328,7 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
     const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '1'], { env: { NODE_DEBUG: 'exitguard' } }))
     await holder.waitFor('ready')
     const { keeper } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number }
-    pids.push(keeper)
+    remember(keeper)
     expect(holder.stderr()).toMatch(new RegExp(`keeper PID ${keeper} started for /proc/${holder.pid} in [\\d.]+ ms`))
     expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ L \\d+ \\d+ \\w+ ${join(dir, 'app.pid')}`))
     expect(holder.stderr()).toMatch(new RegExp(`keeper ${keeper}: \\+\\d+ T \\d+ \\d+ [\\d.]+ ${join(dir, 'tmp')}/tree-`))

@@ -32,12 +32,44 @@ export function running(pid: number): boolean {
   }
 }
 
-/** Polls `condition` every 5 ms until it holds or `bound` ms pass; returns whether it held. */
-export async function eventually(condition: () => boolean, bound = 10_000): Promise<boolean> {
+/**
+ * Polls `condition` every 5 ms until it holds or `bound` ms pass; returns whether it held. The
+ * bound only caps a failure: on a loaded 2-core machine a keeper's sh, awk, stat and rm can take
+ * seconds to get scheduled, so it is generous.
+ */
+export async function eventually(condition: () => boolean, bound = 60_000): Promise<boolean> {
   const until = Date.now() + bound
   while (!condition()) {
     if (Date.now() > until) return false
     await new Promise((r) => setTimeout(r, 5))
   }
   return true
+}
+
+/** A process's start time (/proc/<pid>/stat field 22), or null if it is gone. */
+export function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null
+  } catch {
+    return null
+  }
+}
+
+/** A process to end after a test: its PID with its start time, taken now. */
+export interface Started {
+  pid: number
+  start: string | null
+}
+export function processStarted(pid: number): Started {
+  return { pid, start: startTimeOf(pid) }
+}
+
+/** SIGKILLs the process only if it still runs with the same start time: never a reused PID. */
+export function killIfStill({ pid, start }: Started): void {
+  try {
+    if (start !== null && running(pid) && startTimeOf(pid) === start) process.kill(pid, 'SIGKILL')
+  } catch {
+    // gone meanwhile
+  }
 }
