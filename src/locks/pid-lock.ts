@@ -375,46 +375,36 @@ function validate(path: string, options: PidLockOptions, creates = false): Valid
 
 function heldError(opts: Validated, held: Held, started: number): LockHeldError {
   const { snapshot } = held
+  const waited = Date.now() - started
+  // One refusal, two faces: ELOCKED at once, or ETIMEDOUT after a wait, with the same words.
+  const refuse = (message: string, afterWait = `Gave up after waiting ${waited} ms: ${message}`) =>
+    opts.wait > 0
+      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: afterWait })
+      : new LockHeldError(opts.path, snapshot.owner, { message })
   if (snapshot.kind === 'invalid') {
     // No PID to name (and "kill 0" would signal the caller's own process group).
-    const what = `The lock file ${opts.path} holds no valid record (empty or unreadable, last written ${snapshot.owner.createdAt}). It counts as stale once it is ${opts.unreadableGrace} ms old; if no process uses it, remove it.`
-    const waited = Date.now() - started
-    return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: ${what}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message: what })
+    return refuse(`The lock file ${opts.path} holds no valid record (empty or unreadable, last written ${snapshot.owner.createdAt}). It counts as stale once it is ${opts.unreadableGrace} ms old; if no process uses it, remove it.`)
   }
   if (snapshot.kind === 'unknown') {
-    const message = `The lock ${opts.path} holds a record this version of exitguard can't read (from a newer version, or longer than 8 KiB), naming PID ${snapshot.owner.pid} on host ${snapshot.owner.hostname}. This version never judges such a holder dead: wait for it to finish, or, if no process holds the lock, remove the file.`
-    return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message })
+    return refuse(`The lock ${opts.path} holds a record this version of exitguard can't read (from a newer version, or longer than 8 KiB), naming PID ${snapshot.owner.pid} on host ${snapshot.owner.hostname}. This version never judges such a holder dead: wait for it to finish, or, if no process holds the lock, remove the file.`)
   }
   if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     // It may be this thread's own PidLock, another thread's, or one a terminated worker left.
     const holder = `this process (another thread or copy of exitguard) since ${snapshot.owner.createdAt}`
     const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.'
-    const waited = Date.now() - started
-    return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message: `The lock ${opts.path} is held by ${holder}. ${advice}` })
+    return refuse(`The lock ${opts.path} is held by ${holder}. ${advice}`, `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}`)
   }
   if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
     // Foreign on this host: another PID namespace (a container), not another host.
-    const message = `The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`
-    return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message })
+    return refuse(`The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`)
   }
   const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperStillHolds(snapshot.owner) : null
   if (keeper) {
     // Not "kill <holder>": the holder is dead; its keeper is stopping its command (docs/keeper.md).
-    const message = `The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`
-    return opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started, { message: `Gave up after waiting ${Date.now() - started} ms: ${message}` })
-      : new LockHeldError(opts.path, snapshot.owner, { message })
+    return refuse(`The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`)
   }
-  if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, Date.now() - started)
+  if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, waited)
   return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
 }
 
