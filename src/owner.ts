@@ -146,7 +146,9 @@ function isZombie(pid: number): boolean {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1')
       return isGone(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0])
     } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ENOENT' // that thread is gone
+      // That thread is gone: ENOENT, or ESRCH when it was released between the listing and the read.
+      const code = (err as NodeJS.ErrnoException).code
+      return code === 'ENOENT' || code === 'ESRCH'
     }
   })
 }

@@ -17,7 +17,8 @@
  *
  * Arguments of the sh script: $1 the awk program, $2 the owner's /proc task dir ("" without
  * /proc), $3 the owner's PID, $4 its start time, $5 the stat(1) flag for a format ("-c" GNU,
- * "-f" BSD). Lines (one per write, newline-free fields, the path last):
+ * "-f" BSD), $6 KEEPER_WAIT (the waits, in sh). Lines (one per write, newline-free fields, the
+ * path last):
  *
  *     +ID T DEV INO BTIME PATH    a temp file or dir, removed with rm -rf if (dev, ino, birth
  *                                 time) still match: a file system reuses a freed inode number
@@ -31,7 +32,7 @@ export const KEEPER_SH = [
   // 4-9: descriptors the owner may have inherited without close-on-exec (a parent's pipe).
   'exec 3<&0 </dev/null 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-',
   'command -v awk >/dev/null 2>&1 || exit 127',
-  'LC_ALL=C awk -v task="$2" -v opid="$3" -v ostart="$4" -v sf="$5" "$1" <&3 3<&- >/dev/null 2>&1 &',
+  'EXITGUARD_KEEPER_WAIT=$6 LC_ALL=C awk -v task="$2" -v opid="$3" -v ostart="$4" -v sf="$5" "$1" <&3 3<&- >/dev/null 2>&1 &',
   // The keeper's PID, for lock records; then sh ends, and the owner reaps it at once (spawnSync).
   'echo $!',
 ].join('\n')
@@ -58,44 +59,18 @@ END {
 function rest(s, n) { while (n-- > 0) s = substr(s, index(s, " ") + 1); return s }
 # Single-quotes s for sh.
 function q(s,   r, i) { r = ""; while ((i = index(s, "'")) > 0) { r = r substr(s, 1, i - 1) "'\"'\"'"; s = substr(s, i + 1) } return "'" r s "'" }
-function trim(s) { gsub(/^ +| +$/, "", s); return s }
 # A birth time as stat(1) or Node gives it; "0" where the file system keeps none.
 function btime(s) { return s ~ /^[-0.]*$/ ? "0" : s }
-# 1 while the process or task whose /proc dir is dir (or, without /proc, whose PID is pid) runs
-# with start time st: a missing entry, a zombie or another start time is proof of death.
-function running(dir, pid, st,   s, r, a, cmd) {
-  if (dir != "") {
-    r = (getline s < (dir "/stat")); close(dir "/stat")
-    if (r <= 0) return 0
-    sub(/^.*\) /, "", s); split(s, a, " ")
-    return a[1] != "Z" && a[1] != "X" && a[20] == st
-  }
-  cmd = "ps -o lstart= -p " pid " 2>/dev/null"; s = ""; cmd | getline s; close(cmd)
-  return s != "" && trim(s) == trim(st)
-}
+# Runs one of KEEPER_WAIT's functions (in the environment, see KEEPER_SH). The waits are in sh, not awk: they read /proc files of
+# tasks that are ending, and a read(2) that fails (ESRCH once the task is released) is fatal to
+# mawk's getline, which would end the keeper before it released anything.
+function waitsh(call) { return system("eval \"$EXITGUARD_KEEPER_WAIT\"; " call) }
 # EOF came because the owner's descriptor closed: its thread or process is ending. Never act on
-# a live owner: read its state until it is gone (a few µs to ms after EOF), then back off.
-function waitowner(   i) {
-  for (i = 0; running(task, opid, ostart); i++) {
-    if (i < 300) continue
-    system(i < 400 ? "sleep 0.002" : i < 500 ? "sleep 0.02" : "sleep 0.5")
-  }
-}
-function sleepms(n) { system("sleep " (n >= 1000 ? int(n / 1000) "." sprintf("%03d", n % 1000) : sprintf("0.%03d", n))) }
+# a live owner: wait until it is proven gone (a few µs to ms after EOF).
+function waitowner() { waitsh("gone " q(task) " " opid " " q(ostart)) }
 function procdir(pid) { return task == "" ? "" : "/proc/" pid }
-# A wrapped command: SIGTERM, SIGKILL after grace ms, each only while its start time matches.
-# Returns once it is gone, so what it used (temp dir, lock) is released only after it ended.
-function stopcommand(pid, grace, st,   d, i, waited) {
-  d = procdir(pid)
-  if (!running(d, pid, st)) return
-  system("kill -TERM " pid " 2>/dev/null")
-  for (i = 0; i < 200; i++) if (!running(d, pid, st)) return
-  for (waited = 0; running(d, pid, st); waited += 10) {
-    if (waited >= grace) { system("kill -KILL " pid " 2>/dev/null"); break }
-    sleepms(10)
-  }
-  for (i = 0; running(d, pid, st) && i < 6000; i++) sleepms(10)
-}
+# A wrapped command: stopped, and only once it has ended is what it used (temp dir, lock) released.
+function stopcommand(pid, grace, st) { waitsh("stop " q(procdir(pid)) " " pid " " q(st) " " grace) }
 # Temp entries, in batches: one stat(1) and one rm(1) for as many as fit in one sh -c string
 # (Linux caps one argument at 128 kB). rm -rf walks with openat/unlinkat and never follows a
 # symlink; only entries whose (dev, ino) still match are given to it.
@@ -129,5 +104,58 @@ function releaselock(devino, token, path,   cmd, s, body, ours) {
   while ((getline body < path) > 0) if (index(body, "\"token\":\"" token "\"") > 0) ours = 1
   close(path)
   if (ours) system("exec rm -f -- " q(path))
+}
+`
+
+/**
+ * The waits, as sh functions the awk program runs (see its `wait`). `alive DIR PID START` is
+ * true while the process or task runs with that start time: a missing /proc entry, one that
+ * can't be read (ESRCH: released while read), a zombie or another start time is proof of death.
+ * Without /proc (DIR ""), `ps -o lstart` gives the start time. `read` is a shell builtin, so a
+ * check spawns nothing. (A plain template: `\${` keeps sh's `${` from being interpolated.)
+ */
+export const KEEPER_WAIT = `set -f
+alive() {
+  s=
+  if [ -n "$1" ]; then
+    IFS= read -r s 2>/dev/null <"$1/stat"
+    [ -n "$s" ] || return 1
+    w=$3
+    set -- \${s##*") "}
+    [ "$1" != Z ] && [ "$1" != X ] && [ "\${20}" = "$w" ]
+  else
+    s=$(ps -o lstart= -p "$2" 2>/dev/null)
+    [ -n "$s" ] || return 1
+    w=$3
+    set -- $s
+    s=$*
+    set -- $w
+    [ "$s" = "$*" ]
+  fi
+}
+# The owner: EOF comes just before it is gone, so re-check a few hundred times, then back off.
+gone() {
+  i=0
+  while alive "$1" "$2" "$3"; do
+    i=$((i + 1))
+    if [ $i -le 300 ]; then continue; fi
+    if [ $i -le 400 ]; then sleep 0.002; elif [ $i -le 500 ]; then sleep 0.02; else sleep 0.5; fi
+  done
+}
+# A wrapped command (DIR PID START GRACE_MS): SIGTERM, SIGKILL once the grace period has passed,
+# each only while its start time matches; returns once it has ended (or 60 s after SIGKILL).
+stop() {
+  alive "$1" "$2" "$3" || return 0
+  kill -TERM "$2" 2>/dev/null
+  i=0
+  while [ $i -lt 200 ]; do alive "$1" "$2" "$3" || return 0; i=$((i + 1)); done
+  waited=0
+  while alive "$1" "$2" "$3"; do
+    if [ $waited -ge "$4" ]; then kill -KILL "$2" 2>/dev/null; break; fi
+    sleep 0.01
+    waited=$((waited + 10))
+  done
+  i=0
+  while [ $i -lt 6000 ] && alive "$1" "$2" "$3"; do sleep 0.01; i=$((i + 1)); done
 }
 `

@@ -5,7 +5,7 @@ import { childProcess, net, workerThreads } from '../builtins.js'
 import { debuglog } from 'node:util'
 import { readStartTime } from '../owner.js'
 import { makeKeeperPipe } from './keeper-pipe.js'
-import { KEEPER_AWK, KEEPER_SH } from './keeper-program.js'
+import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from './keeper-program.js'
 import { ownerTask } from './owner-task.js'
 
 const debug = debuglog('exitguard')
@@ -64,7 +64,7 @@ export class Keeper {
     }
     let pid = 0
     try {
-      const sh = childProcess().spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f'], {
+      const sh = childProcess().spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f', KEEPER_WAIT], {
         // A new session: no terminal, no Ctrl-C, none of the owner's process-group signals.
         // (spawnSync honours `detached` as spawn does; @types/node leaves it out.)
         detached: true,
