@@ -1,4 +1,4 @@
-// The `exitguard` command, always through the real built bin (dist/esm/bin.js), as rimraf tests its bin.
+// The `exitguard` command, always through the real built bin (dist/exitguard.cjs), as rimraf tests its bin.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { constants as osConstants, hostname } from 'node:os'
@@ -8,7 +8,7 @@ import { forwardedSignals } from '../src/cli/cli-signals.js'
 import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
 import { killIfStill, processStarted, type Started } from './helpers/keepers.js'
 
-const bin = join(root, 'dist/esm/bin.js')
+const bin = join(root, 'dist/exitguard.cjs')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> }
 
 let tmp: ReturnType<typeof makeTempDir>
@@ -472,15 +472,15 @@ describe('exitguard reap', () => {
 })
 
 describe('the package bin', () => {
-  it('package.json names dist/esm/bin.js, which starts with a shebang and is executable', () => {
-    expect(pkg.bin).toEqual({ exitguard: './dist/esm/bin.js' })
+  it('package.json names dist/exitguard.cjs, which starts with a shebang and is executable', () => {
+    expect(pkg.bin).toEqual({ exitguard: './dist/exitguard.cjs' })
     expect(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
     expect(execFileSync(bin, ['--version'], { encoding: 'utf8' })).toBe(`${pkg.version}\n`)
   })
 
   it('npm pack ships the bin', () => {
     const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as [{ files: { path: string }[] }]
-    expect(packed.files.map((f) => f.path)).toContain('dist/esm/bin.js')
+    expect(packed.files.map((f) => f.path)).toContain('dist/exitguard.cjs')
   })
 
   it('installed into a project, `npx --no-install exitguard` and node_modules/.bin/exitguard run it', async () => {

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ExitguardError, signalHolder, stopHolder } from '../src/index.js'
 import { makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
 
-const bin = join(root, 'dist/esm/bin.js')
+const bin = join(root, 'dist/exitguard.cjs')
 const linux = process.platform === 'linux'
 if (!linux) console.log('test/daemon.test.ts: skipped, it reads /proc to check process identity, sessions and states (Linux only)')
 

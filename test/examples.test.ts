@@ -39,7 +39,7 @@ describe('examples run as the README says', () => {
 
   it.skipIf(process.platform !== 'linux')('daemon.sh: start, start again, status, restart, stop, as an init script', async () => {
     const tmp = makeTempDir()
-    const env = { EXITGUARD: `${process.execPath} ${join(root, 'dist/esm/bin.js')}`, PIDFILE: join(tmp.dir, 'demo.pid'), LOG: join(tmp.dir, 'demo.log') }
+    const env = { EXITGUARD: `${process.execPath} ${join(root, 'dist/exitguard.cjs')}`, PIDFILE: join(tmp.dir, 'demo.pid'), LOG: join(tmp.dir, 'demo.log') }
     const action = (name: string) => startCommand('sh', [example('daemon.sh'), name], { env }).done
     try {
       expect(await action('status')).toMatchObject({ code: 3 })

@@ -11,7 +11,7 @@ import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from '../src/keeper/keeper-program
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
 import { eventually, keeperProcesses, killIfStill, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
 
-const bin = join(root, 'dist/esm/bin.js')
+const bin = join(root, 'dist/exitguard.cjs')
 const linux = process.platform === 'linux'
 
 let tmp: ReturnType<typeof makeTempDir>

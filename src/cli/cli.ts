@@ -329,7 +329,15 @@ function checkLockPath(command: string, what: string, path: string): void {
 
 let versionCache: string | undefined
 function version(): string {
-  // dist/esm/cli/cli.js -> the package root; read at run time so it never drifts from package.json.
-  versionCache ??= (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-  return versionCache
+  // Read at run time, so it never drifts from package.json: the nearest one above this file
+  // (dist/exitguard.cjs, the bundled CLI, or dist/esm/cli/cli.js).
+  for (let up = 1; versionCache === undefined && up <= 3; up++) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(`${'../'.repeat(up)}package.json`, import.meta.url), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'exitguard') versionCache = String(pkg.version)
+    } catch {
+      // not at this level
+    }
+  }
+  return versionCache ?? 'unknown'
 }

@@ -29,7 +29,8 @@ export class Keeper {
   /** Its start time as the OS reports it, so a reused PID is not taken for it. */
   readonly startTime: string
   readonly #fd: number
-  readonly #handle: Socket
+  /** A worker's only: see the constructor. */
+  readonly #handle: Socket | null
   #next = 1
   #alive = true
   /** Releases not yet written (see `drop`). */
@@ -41,11 +42,13 @@ export class Keeper {
     this.startTime = startTime
     this.#fd = fd
     // Lines are written with writeSync on the descriptor: each is in the kernel before a guard
-    // returns, so a SIGKILL right after still finds it. The handle only closes the descriptor
-    // when a worker's loop is torn down, and is unref'd: it never keeps this thread alive.
-    this.#handle = new (net().Socket)({ fd, readable: false, writable: true })
-    this.#handle.on('error', () => {})
-    this.#handle.unref()
+    // returns, so a SIGKILL right after still finds it. A worker's descriptor must close when
+    // its thread ends while the process lives on: a handle does that when the worker's loop is
+    // torn down, and is unref'd, so it never keeps the thread alive. The main thread's closes
+    // with the process and needs none (node:net would add ~5 ms to `exitguard run`'s start).
+    this.#handle = workerThreads().isMainThread ? null : new (net().Socket)({ fd, readable: false, writable: true })
+    this.#handle?.on('error', () => {})
+    this.#handle?.unref()
     // The exit paths release guards in exitguard's own 'exit' listener, added before this one.
     process.once('exit', () => this.flush())
   }
@@ -155,7 +158,9 @@ export class Keeper {
   #died(why: string): void {
     if (!this.#alive) return
     this.#alive = false
-    this.#handle.destroy() // closes the descriptor: nothing more to tell it
+    // Close the descriptor: nothing more to tell it.
+    if (this.#handle) this.#handle.destroy()
+    else closeSync(this.#fd)
     try {
       writeSync(2, `exitguard: the keeper process (PID ${this.pid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.\n`)
     } catch {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const bin = fileURLToPath(new URL('../../dist/esm/bin.js', import.meta.url))
+const bin = fileURLToPath(new URL('../../dist/exitguard.cjs', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'exitguard-bench-'))
 const lock = join(dir, 'bench.pid')
 const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
-const bin = join(root, 'dist/esm/bin.js')
+const bin = join(root, 'dist/exitguard.cjs')
 const require = createRequire(join(root, 'package.json'))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 21)
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
