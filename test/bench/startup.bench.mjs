@@ -52,6 +52,22 @@ const own = imports.exitguard - floor
 const pl = imports['proper-lockfile'] - floor
 console.log(`   exitguard / proper-lockfile import = ${(own / pl).toFixed(2)} (goal <= 0.5); node -e 0 itself ${floor.toFixed(1)} ms`)
 
+// Most programs import it as ESM, where each module is its own load and link: measured apart.
+console.log(`\n1b. import() cost over bare \`node --input-type=module -e 0\`, median of ${ROUNDS} interleaved runs`)
+const importOf = (id) => [node, ['--input-type=module', '-e', `await import(${JSON.stringify(id)})`]]
+const esm = interleaved({
+  floor: [node, ['--input-type=module', '-e', '0']],
+  exitguard: importOf(join(root, 'dist/esm/index.js')),
+  'proper-lockfile': importOf('proper-lockfile'),
+  tmp: importOf('tmp'),
+  'signal-exit': importOf('signal-exit'),
+  'exit-hook': importOf('exit-hook'),
+})
+for (const [name, ms] of Object.entries(esm)) {
+  if (name !== 'floor') console.log(`   ${name.padEnd(16)} +${(ms - esm.floor).toFixed(1).padStart(5)} ms`)
+}
+console.log(`   exitguard / proper-lockfile import = ${((esm.exitguard - esm.floor) / (esm['proper-lockfile'] - esm.floor)).toFixed(2)} (goal <= 0.5)`)
+
 const dir = mkdtempSync(join(tmpdir(), 'exitguard-bench-'))
 try {
   const lock = join(dir, 'bench.pid')
