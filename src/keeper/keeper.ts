@@ -13,6 +13,8 @@ const debug = debuglog('exitguard')
 /** How long a write may wait for a keeper that doesn't read before it counts as dead. */
 const STALL_MS = 2000
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
+/** Monotonic ms. Not performance.now(): its first call loads perf_hooks, ~3 ms of `exitguard run`'s start. */
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6
 
 /**
  * One thread's keeper, seen from the owner: a process started on the first guard that needs
@@ -59,7 +61,7 @@ export class Keeper {
     if (!existsSync('/bin/sh')) return null
     const task = ownerTask()
     if (!task) return null
-    const started = performance.now()
+    const started = nowMs()
     const pipe = makeKeeperPipe()
     if (!pipe) {
       debug('keeper: no pipe could be made (mkfifo, or the temp dir)')
@@ -86,7 +88,7 @@ export class Keeper {
       closeSync(pipe.write)
       return null
     }
-    debug('keeper PID %d started for %s in %s ms', pid, task.dir || `PID ${task.pid}`, (performance.now() - started).toFixed(2))
+    debug('keeper PID %d started for %s in %s ms', pid, task.dir || `PID ${task.pid}`, (nowMs() - started).toFixed(2))
     return new Keeper(pid, startTime, pipe.write)
   }
 
@@ -144,7 +146,7 @@ export class Keeper {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         // Non-blocking: a full pipe means the keeper is behind. It drains in µs.
-        if (code === 'EAGAIN' && (stalled ||= performance.now()) > performance.now() - STALL_MS) {
+        if (code === 'EAGAIN' && (stalled ||= nowMs()) > nowMs() - STALL_MS) {
           Atomics.wait(sleeper, 0, 0, 0.1)
           continue
         }
