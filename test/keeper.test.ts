@@ -218,6 +218,24 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     expect(await eventually(() => !running(keeper))).toBe(true)
   })
 
+  it('a command whose name holds a newline is stopped too, and the lock freed only once it has ended', async () => {
+    // Its /proc stat line spans two lines (the name, field 2, is raw): a check that read only the
+    // first took the command for dead, never signalled it, and unlinked the lock at once.
+    const lock = join(dir, 'job.pid')
+    const script = join(dir, 'job\nx')
+    writeFileSync(script, '#!/bin/sh\necho $$\necho ready\nwhile :; do sleep 0.05; done\n', { mode: 0o755 })
+    const run = track(startNode(bin, ['run', '--lock', lock, '--', script]))
+    await run.waitFor('ready')
+    const pid = Number(run.stdout().split('\n')[0])
+    expect(readFileSync(`/proc/${pid}/comm`, 'latin1')).toBe('job\nx\n')
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
+    remember(keeper, pid)
+    run.child.kill('SIGKILL')
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(running(pid)).toBe(false)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
   it('torture: wrappers SIGKILLed at random while others wait to start; two commands never run at once', async () => {
     const lock = join(dir, 'job.pid')
     const marker = join(dir, 'running')

@@ -120,8 +120,14 @@ alive() {
   if [ -n "$1" ]; then
     IFS= read -r s 2>/dev/null <"$1/stat"
     [ -n "$s" ] || return 1
-    w=$3
+    d=$1 w=$3
     set -- \${s##*") "}
+    # Too few fields: the name (field 2) holds a newline, where read stopped. Read it all (rare).
+    if [ $# -lt 20 ]; then
+      s=$(tr -d '\\n' <"$d/stat" 2>/dev/null)
+      [ -n "$s" ] || return 1
+      set -- \${s##*") "}
+    fi
     [ "$1" != Z ] && [ "$1" != X ] && [ "\${20}" = "$w" ]
   else
     s=$(ps -o lstart= -p "$2" 2>/dev/null)
