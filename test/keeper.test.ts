@@ -5,7 +5,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { readPidLock } from '../src/index.js'
-import { tempLine } from '../src/keeper/keeper-lines.js'
+import { lockLine, tempLine } from '../src/keeper/keeper-lines.js'
 import { makeKeeperPipe } from '../src/keeper/keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from '../src/keeper/keeper-program.js'
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
@@ -218,6 +218,24 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     expect(await eventually(() => !running(keeper))).toBe(true)
   })
 
+  it('a command whose name holds a newline is stopped too, and the lock freed only once it has ended', async () => {
+    // Its /proc stat line spans two lines (the name, field 2, is raw): a check that read only the
+    // first took the command for dead, never signalled it, and unlinked the lock at once.
+    const lock = join(dir, 'job.pid')
+    const script = join(dir, 'job\nx')
+    writeFileSync(script, '#!/bin/sh\necho $$\necho ready\nwhile :; do sleep 0.05; done\n', { mode: 0o755 })
+    const run = track(startNode(bin, ['run', '--lock', lock, '--', script]))
+    await run.waitFor('ready')
+    const pid = Number(run.stdout().split('\n')[0])
+    expect(readFileSync(`/proc/${pid}/comm`, 'latin1')).toBe('job\nx\n')
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
+    remember(keeper, pid)
+    run.child.kill('SIGKILL')
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(running(pid)).toBe(false)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
   it('torture: wrappers SIGKILLed at random while others wait to start; two commands never run at once', async () => {
     const lock = join(dir, 'job.pid')
     const marker = join(dir, 'running')
@@ -275,6 +293,32 @@ describe.skipIf(!linux)('the keeper program itself', () => {
     closeSync(pipe.write) // its only writer closes: EOF, as when an owner dies
     expect(await eventually(() => !running(keeper))).toBe(true)
     expect(existsSync(file)).toBe(false)
+  })
+  it('a lock path replaced by a FIFO or a directory (with the lock’s reused inode number) neither blocks nor ends the keeper', async () => {
+    // The lock file unlinked while its holder lived: once the holder dies its inode is free, and
+    // ext4 gives it at once to whatever is made next at that path. (dev, ino) then match, and the
+    // keeper read the path: a FIFO blocked it for ever (open waits for a writer), a directory
+    // ended it (mawk: "read error (Is a directory)"); either way an older temp file was left.
+    for (const kind of ['fifo', 'dir'] as const) {
+      const lock = join(dir, `${kind}.pid`)
+      if (kind === 'fifo') execFileSync('mkfifo', [lock])
+      else mkdirSync(lock)
+      const file = join(dir, `older than the ${kind} lock`)
+      writeFileSync(file, 'x')
+      const st = lstatSync(file, { bigint: true })
+      const lk = lstatSync(lock)
+      const pipe = makeKeeperPipe()!
+      // The owner's task dir doesn't exist: it is dead at once.
+      const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, join(dir, 'no-task'), '999999999', '1', '-c', KEEPER_WAIT], { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1' } as SpawnSyncOptionsWithStringEncoding)
+      closeSync(pipe.read)
+      const keeper = Number(sh.stdout)
+      remember(keeper)
+      writeSync(pipe.write, `+1 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n+2 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n`)
+      closeSync(pipe.write)
+      expect(await eventually(() => !running(keeper), 20_000), kind).toBe(true)
+      expect(existsSync(file), kind).toBe(false)
+      expect(existsSync(lock), kind).toBe(true) // not ours: left alone
+    }
   })
 })
 

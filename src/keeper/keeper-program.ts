@@ -97,12 +97,18 @@ function flushtemps(   k, j, end, cmd, s, name, seen, list, n, a) {
 }
 # A PID lock file: unlinked only if it is still the file we created and still holds our token.
 # While this keeper runs, the lock record names it as a co-holder, so no taker can replace it.
-function releaselock(devino, token, path,   cmd, s, body, ours) {
-  cmd = "exec stat " sf " '%d %i' -- " q(path) " 2>/dev/null"; s = ""; cmd | getline s; close(cmd)
+# Only a regular file is looked at: a lock path unlinked while its holder lived may since hold a
+# FIFO (opening it would block the keeper for ever) or a directory (a read error ends mawk), made
+# with the holder's freed inode number, which ext4 reuses at once. The file is read by cat, not
+# by getline: a read error there ends cat, not the keeper.
+function releaselock(devino, token, path,   cmd, s, body, ours, reg) {
+  reg = "[ -f " q(path) " ] && [ ! -h " q(path) " ] && "
+  cmd = reg "exec stat " sf " '%d %i' -- " q(path) " 2>/dev/null"; s = ""; cmd | getline s; close(cmd)
   if (s != devino) return
   ours = 0
-  while ((getline body < path) > 0) if (index(body, "\"token\":\"" token "\"") > 0) ours = 1
-  close(path)
+  cmd = reg "exec cat -- " q(path) " 2>/dev/null"
+  while ((cmd | getline body) > 0) if (index(body, "\"token\":\"" token "\"") > 0) ours = 1
+  close(cmd)
   if (ours) system("exec rm -f -- " q(path))
 }
 `
@@ -120,8 +126,14 @@ alive() {
   if [ -n "$1" ]; then
     IFS= read -r s 2>/dev/null <"$1/stat"
     [ -n "$s" ] || return 1
-    w=$3
+    d=$1 w=$3
     set -- \${s##*") "}
+    # Too few fields: the name (field 2) holds a newline, where read stopped. Read it all (rare).
+    if [ $# -lt 20 ]; then
+      s=$(tr -d '\\n' <"$d/stat" 2>/dev/null)
+      [ -n "$s" ] || return 1
+      set -- \${s##*") "}
+    fi
     [ "$1" != Z ] && [ "$1" != X ] && [ "\${20}" = "$w" ]
   else
     s=$(ps -o lstart= -p "$2" 2>/dev/null)
