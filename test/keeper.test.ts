@@ -322,6 +322,26 @@ describe.skipIf(!linux)('the keeper program itself', () => {
   })
 })
 
+describe.skipIf(!linux)('where no keeper can work', () => {
+  it('a /proc of another PID namespace (unshare --pid without --mount-proc): no keeper, rather than one that watches the wrong PIDs', async (ctx) => {
+    if (process.getuid?.() !== 0 || spawnSync('unshare', ['--pid', '--fork', 'true'], { stdio: 'ignore' }).status !== 0) {
+      console.warn('exitguard: SKIPPING the PID namespace keeper test: unshare --pid needs root here')
+      return ctx.skip()
+    }
+    const script = `
+      import { acquirePidLockSync, configure } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      configure({ keeper: true })
+      const lock = acquirePidLockSync(process.argv[1])
+      console.log(JSON.stringify({ pid: process.pid, keeper: lock.owner.keeper ?? null }))
+    `
+    const r = await startCommand('unshare', ['--pid', '--fork', '--kill-child', process.execPath, '--input-type=module', '-e', script, join(dir, 'ns.pid')], { env: { NODE_DEBUG: 'exitguard' } }).done
+    expect(r.code, r.stderr).toBe(0)
+    // PID 1 in its namespace, while the host's /proc it sees numbers it otherwise.
+    expect(JSON.parse(r.stdout)).toEqual({ pid: 1, keeper: null })
+    expect(r.stderr).toContain('keeper: none, as this thread has no identity in /proc')
+  })
+})
+
 describe.skipIf(!linux)('staying out of the owner’s way', () => {
   it('out=$(node app.js) returns when the owner ends, while its keeper still works', async () => {
     // The owner registers a command that ignores SIGTERM (grace 60 s), then SIGKILLs itself:

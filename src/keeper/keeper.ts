@@ -60,7 +60,10 @@ export class Keeper {
     if (process.platform !== 'linux' && process.platform !== 'darwin') return null
     if (!existsSync('/bin/sh')) return null
     const task = ownerTask()
-    if (!task) return null
+    if (!task) {
+      debug('keeper: none, as this thread has no identity in /proc (not mounted, or the /proc of another PID namespace)')
+      return null
+    }
     const started = nowMs()
     const pipe = makeKeeperPipe()
     if (!pipe) {

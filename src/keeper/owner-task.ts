@@ -24,7 +24,10 @@ export function ownerTask(): OwnerTask | null {
       const stat = readFileSync('/proc/thread-self/stat', 'latin1')
       const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
       if (!startTime) return null
-      const [, tid] = /^\d+\/task\/(\d+)$/.exec(self) ?? []
+      const [, procPid, tid] = /^(\d+)\/task\/(\d+)$/.exec(self) ?? []
+      // A /proc of another PID namespace (`unshare --pid` without its own /proc mount) numbers
+      // this process differently: every PID the keeper would read there names someone else.
+      if (Number(procPid) !== pid) return null
       return { pid, dir: tid && Number(tid) !== pid ? `/proc/${pid}/task/${tid}` : `/proc/${pid}`, startTime }
     } catch {
       return null // /proc not mounted: no proof of death possible, so no keeper
