@@ -67,10 +67,12 @@ function btime(s) { return s ~ /^[-0.]*$/ ? "0" : s }
 function waitsh(call) { return system("eval \"$EXITGUARD_KEEPER_WAIT\"; " call) }
 # EOF came because the owner's descriptor closed: its thread or process is ending. Never act on
 # a live owner: wait until it is proven gone (a few µs to ms after EOF).
-function waitowner() { waitsh("gone " q(task) " " opid " " q(ostart)) }
+# Each wait returns 0 once done; anything else means its sh never ran (no fork under memory or
+# process pressure, as around an OOM kill): try again, since going on would act on a live owner.
+function waitowner() { while (waitsh("gone " q(task) " " opid " " q(ostart)) != 0) system("sleep 0.1") }
 function procdir(pid) { return task == "" ? "" : "/proc/" pid }
 # A wrapped command: stopped, and only once it has ended is what it used (temp dir, lock) released.
-function stopcommand(pid, grace, st) { waitsh("stop " q(procdir(pid)) " " pid " " q(st) " " grace) }
+function stopcommand(pid, grace, st) { while (waitsh("stop " q(procdir(pid)) " " pid " " q(st) " " grace) != 0) system("sleep 0.1") }
 # Temp entries, in batches: one stat(1) and one rm(1) for as many as fit in one sh -c string
 # (Linux caps one argument at 128 kB). rm -rf walks with openat/unlinkat and never follows a
 # symlink; only entries whose (dev, ino) still match are given to it.
@@ -153,6 +155,7 @@ gone() {
     if [ $i -le 300 ]; then continue; fi
     if [ $i -le 400 ]; then sleep 0.002; elif [ $i -le 500 ]; then sleep 0.02; else sleep 0.5; fi
   done
+  return 0
 }
 # Milliseconds since boot in $t, from /proc/uptime (10 ms steps) with builtins only; "" without it.
 now() {
@@ -180,5 +183,6 @@ stop() {
   done
   i=0
   while [ $i -lt 6000 ] && alive "$1" "$2" "$3"; do sleep 0.01; i=$((i + 1)); done
+  return 0
 }
 `
