@@ -61,9 +61,10 @@ function rest(s, n) { while (n-- > 0) s = substr(s, index(s, " ") + 1); return s
 function q(s,   r, i) { r = ""; while ((i = index(s, "'")) > 0) { r = r substr(s, 1, i - 1) "'\"'\"'"; s = substr(s, i + 1) } return "'" r s "'" }
 # A birth time as stat(1) or Node gives it; "0" where the file system keeps none.
 function btime(s) { return s ~ /^[-0.]*$/ ? "0" : s }
-# Runs one of KEEPER_WAIT's functions (in the environment, see KEEPER_SH). The waits are in sh, not awk: they read /proc files of
-# tasks that are ending, and a read(2) that fails (ESRCH once the task is released) is fatal to
-# mawk's getline, which would end the keeper before it released anything.
+# Runs one of KEEPER_WAIT's functions (given in the environment, see KEEPER_SH). The waits are in
+# sh, not awk: they read /proc files of tasks that are ending, and a read(2) that fails (ESRCH once
+# the task is released) is fatal to mawk's getline, which would end the keeper before it released
+# anything.
 function waitsh(call) { return system("eval \"$EXITGUARD_KEEPER_WAIT\"; " call) }
 # EOF came because the owner's descriptor closed: its thread or process is ending. Never act on
 # a live owner: wait until it is proven gone (a few µs to ms after EOF).
