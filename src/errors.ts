@@ -92,10 +92,11 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
 }
 
 /** Thrown for an argument of the right type but a bad value (`ERR_INVALID_ARG_VALUE`), naming it. */
-export function invalidArgValue(name: string, actual: unknown, reason: string): ExitguardError {
+export function invalidArgValue(name: string, actual: unknown, reason: string, path?: string): ExitguardError {
   return new ExitguardError(
     'ERR_INVALID_ARG_VALUE',
     `The "${name}" argument ${reason}. Received ${describe(actual)}`,
+    path === undefined ? undefined : { path },
   )
 }
 
@@ -104,8 +105,8 @@ export function invalidArgValue(name: string, actual: unknown, reason: string): 
  * lock `app.pid` (path.resolve drops the slash), and `.` or `..` would name the directory.
  */
 export function checkFilePath(name: string, path: string): void {
-  if (/[\\/]$/.test(path)) throw invalidArgValue(name, path, 'must name a file, but it ends with "/"; remove the trailing slash')
-  if (/(^|[\\/])\.\.?$/.test(path)) throw invalidArgValue(name, path, 'must name a file, but it ends with "." or "..", which name a directory')
+  if (/[\\/]$/.test(path)) throw invalidArgValue(name, path, 'must name a file, but it ends with "/"; remove the trailing slash', path)
+  if (/(^|[\\/])\.\.?$/.test(path)) throw invalidArgValue(name, path, 'must name a file, but it ends with "." or "..", which name a directory', path)
 }
 
 function describe(value: unknown): string {

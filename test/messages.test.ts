@@ -36,7 +36,7 @@ describe('a lock path must name a file', () => {
   it.each(['app.pid/', 'sub/', '.', '..', 'sub/.', 'sub/..'])('%j is refused with ERR_INVALID_ARG_VALUE naming the path, and nothing is created', async (name) => {
     // Not join(): it would normalise "sub/." away.
     const path = name.startsWith('.') ? name : `${tmp.dir}/${name}`
-    const refused = expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining(`The "path" argument must name a file`) })
+    const refused = expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', path, message: expect.stringContaining(`The "path" argument must name a file`) })
     expect(() => acquirePidLockSync(path)).toThrow(refused)
     await expect(acquirePidLock(path)).rejects.toThrow(refused)
     expect(() => readPidLock(path)).toThrow(refused)
