@@ -8,9 +8,12 @@
 set -u
 
 LOCK="${XDG_RUNTIME_DIR:-/tmp}/nightly-export.pid"
+# The installed bin, found from this script (cron starts in $HOME): npx would resolve the
+# package on every tick, ~0.8 s more CPU.
+EXITGUARD=${EXITGUARD:-"$(dirname "$0")/../node_modules/.bin/exitguard"}
 
 # --wait 0 (the default): if the previous run is still going, skip this one.
-npx --no-install exitguard run --lock "$LOCK" --tmpdir --data '{"job":"export"}' -- \
+$EXITGUARD run --lock "$LOCK" --tmpdir --data '{"job":"export"}' -- \
   sh -c 'echo "exporting in $TMPDIR"; sleep 2; echo done > "$TMPDIR/out"; echo "exported"'
 status=$?
 

@@ -8,7 +8,7 @@
 # The daemon here is a shell loop that logs, and says goodbye on SIGTERM.
 set -u
 
-EXITGUARD=${EXITGUARD:-"npx --no-install exitguard"}
+EXITGUARD=${EXITGUARD:-"$(dirname "$0")/../node_modules/.bin/exitguard"} # the installed bin (npx resolves it on every call)
 RUN=${RUN:-${XDG_RUNTIME_DIR:-/tmp}}
 PIDFILE=${PIDFILE:-$RUN/exitguard-demo-daemon.pid}
 LOG=${LOG:-$RUN/exitguard-demo-daemon.log}
