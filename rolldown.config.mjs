@@ -9,16 +9,34 @@
 // array) is bundled: it is needed at import, and resolving a package's `exports` the first time
 // loads Node's resolver for them, ~5 ms of a ~14 ms import.
 const external = [/^node:/, 'signal-exit', 'tmp', 'proper-lockfile', 'pg']
-const bundle = (input, file, format) => ({
+const bundle = (input, file, format, plugins = []) => ({
   input,
   platform: 'node',
   external,
+  plugins,
   transform: { target: 'es2022' }, // as tsconfig.json
   output: { file, format, codeSplitting: false, sourcemap: true },
 })
 
+// The ESM bundle gets `require` (for the lazily loaded dependencies) from
+// createRequire(import.meta.url). An app bundler that turns the app into CommonJS (esbuild's
+// default for Node) leaves import.meta.url undefined, and the app died at start: there, the
+// enclosing module's own require is used (test/bundlers.test.ts).
+const requireInAnyBundle = {
+  name: 'require-in-any-bundle',
+  renderChunk(code) {
+    const shim = 'createRequire(import.meta.url)'
+    if (!code.includes(shim)) throw new Error(`the ESM bundle no longer contains ${shim}: review this plugin`)
+    return code.replace(shim, '(typeof module === "object" && module !== null && typeof module.require === "function" ? (id) => module.require(id) : createRequire(import.meta.url))')
+  },
+}
+
 export default [
-  bundle('src/index.ts', 'dist/esm/index.js', 'esm'),
+  {
+    ...bundle('src/index.ts', 'dist/esm/index.js', 'esm', [requireInAnyBundle]),
+    // The line it rewrites is rolldown's own runtime, which maps to no source.
+    onLog: (level, log, handler) => (log.code === 'SOURCEMAP_BROKEN' && log.plugin === requireInAnyBundle.name ? undefined : handler(level, log)),
+  },
   bundle('src/index.ts', 'dist/cjs/index.js', 'cjs'),
   bundle('src/bin.ts', 'dist/exitguard.cjs', 'cjs'),
 ]
