@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { forwardedSignals } from '../src/cli/cli-signals.js'
 import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
-import { killIfStill, processStarted, type Started } from './helpers/keepers.js'
+import { endStarted, processStarted, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> }
@@ -23,12 +23,8 @@ beforeEach(() => {
 })
 afterEach(async () => {
   // Only the very processes the test started: by now a PID may belong to another test's.
-  for (const p of orphans.splice(0)) killIfStill(p)
   // SIGTERM, not SIGKILL: a wrapper forwards it, so its command ends too and the pipes close.
-  for (const c of children.splice(0)) {
-    c.child.kill('SIGTERM')
-    await c.done
-  }
+  await endStarted(orphans, children, 'SIGTERM')
   tmp.cleanup()
 })
 

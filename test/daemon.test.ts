@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ExitguardError, signalHolder, stopHolder } from '../src/index.js'
 import { makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
+import { endStarted, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
 const linux = process.platform === 'linux'
@@ -16,7 +17,7 @@ let tmp: ReturnType<typeof makeTempDir>
 let dir: string
 let lock: string
 /** Processes a test started; killed afterwards if they are still the same process. */
-const started: { pid: number; startTime: string }[] = []
+const started: Started[] = []
 const children: RunningChild[] = []
 beforeEach(() => {
   tmp = makeTempDir()
@@ -24,11 +25,7 @@ beforeEach(() => {
   lock = join(dir, 'app.pid')
 })
 afterEach(async () => {
-  for (const { pid, startTime } of started.splice(0)) if (stat(pid)?.startTime === startTime) process.kill(pid, 'SIGKILL')
-  for (const c of children.splice(0)) {
-    c.child.kill('SIGKILL')
-    await c.done
-  }
+  await endStarted(started, children)
   tmp.cleanup()
 })
 
@@ -72,7 +69,7 @@ async function startDaemon(command: string[], extra: string[] = []): Promise<{ p
   expect(result, result.stderr).toMatchObject({ code: 0, signal: null })
   const pid = firstLine(lock)
   const startTime = stat(pid)!.startTime
-  started.push({ pid, startTime })
+  started.push({ pid, start: startTime })
   return { pid, startTime, result }
 }
 
@@ -128,7 +125,7 @@ describe.skipIf(!linux)('exitguard start', () => {
     }
     const pid = firstLine(lock)
     const startTime = stat(pid)!.startTime
-    started.push({ pid, startTime })
+    started.push({ pid, start: startTime })
     expect(out).toContain(`started: PID ${pid} (sleep 120)`)
     expect(stat(pid)!.session).not.toBe(shell.pid)
     expect(running(pid, startTime)).toBe(true)
@@ -174,7 +171,7 @@ describe.skipIf(!linux)('exitguard start', () => {
     const runs = join(dir, 'runs')
     const results = await Promise.all([0, 1, 2, 3].map(() => exitguard(['start', '--lock', lock, '--', 'sh', '-c', `echo $$ >> ${runs}; exec sleep 60`])))
     const pid = firstLine(lock)
-    started.push({ pid, startTime: stat(pid)!.startTime })
+    started.push({ pid, start: stat(pid)!.startTime })
     expect(results.map((r) => r.code).sort()).toEqual([0, 75, 75, 75])
     for (const r of results.filter((r) => r.code === 75)) expect(r.stderr).toContain(`already running: PID ${pid} (sh -c echo`)
     await until(() => existsSync(runs), 'the daemon ran')
@@ -211,7 +208,7 @@ describe.skipIf(!linux)('exitguard start', () => {
     const r = await waiter.done
     expect(r, r.stderr).toMatchObject({ code: 0 })
     const pid = firstLine(lock)
-    started.push({ pid, startTime: stat(pid)!.startTime })
+    started.push({ pid, start: stat(pid)!.startTime })
     expect(pid).not.toBe(first.pid)
     expect(cmdline(pid)).toBe('sleep 61')
   })

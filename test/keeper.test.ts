@@ -9,7 +9,7 @@ import { lockLine, tempLine } from '../src/keeper/keeper-lines.js'
 import { makeKeeperPipe } from '../src/keeper/keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from '../src/keeper/keeper-program.js'
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
-import { eventually, keeperProcesses, killIfStill, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
+import { endStarted, eventually, keeperProcesses, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
 const linux = process.platform === 'linux'
@@ -30,11 +30,7 @@ afterEach(async () => {
   // A test that failed half-way may leave a keeper, or a command its keeper waits on: end them
   // first, as a wrapper's pipes close only once its command has gone.
   // Only the very process the test started: by now its PID may belong to another test's.
-  for (const p of pids.splice(0)) killIfStill(p)
-  for (const c of children.splice(0)) {
-    c.child.kill('SIGKILL')
-    await c.done
-  }
+  await endStarted(pids, children)
   tmp.cleanup()
 })
 // Each test starts several processes (node, sh, awk, stat, rm); on a loaded 2-core machine that

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
+import type { RunningChild } from './child.js'
 
 /** Set by the global setup in every test process and inherited by each child and keeper. */
 export const RUN_TAG = 'EXITGUARD_TEST_RUN'
@@ -71,5 +72,19 @@ export function killIfStill({ pid, start }: Started): void {
     if (start !== null && running(pid) && startTimeOf(pid) === start) process.kill(pid, 'SIGKILL')
   } catch {
     // gone meanwhile
+  }
+}
+
+/**
+ * After a test: ends what it started and may have left running. First the processes it started
+ * indirectly (keepers, commands, daemons), each only if it is still the same process; then its
+ * own children, with `signal`, waiting for each to end (a wrapper's pipes close only once its
+ * command has gone). Empties both lists.
+ */
+export async function endStarted(processes: Started[], children: RunningChild[], signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  for (const p of processes.splice(0)) killIfStill(p)
+  for (const c of children.splice(0)) {
+    c.child.kill(signal)
+    await c.done
   }
 }
