@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { pidExists, readBootId, readStartTime, type LockOwner } from '../owner.js'
+import { pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
 
 /**
  * The keeper in a PID lock record: `"keeper":{"pid":N,"startTime":"…"}`, one optional field of
@@ -31,6 +31,7 @@ export function keeperStillHolds(owner: LockOwner): string | null {
 
 function keeperRuns(pid: number, startTime: string): boolean {
   if (process.platform === 'linux') {
+    if (!procIsOurs()) return pidExists(pid) // another namespace's /proc: only kill(2) speaks for our PIDs
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
