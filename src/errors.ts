@@ -28,6 +28,7 @@ export type ExitguardOwnErrorCode =
   | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
   | 'EBADRECORD' // stop/signal: no valid owner record to check
   | 'ESELF' // stop/signal: the holder is this very process
+  | 'EUNTRUSTED' // stop/signal/message: the record names what its file's owner could not (docs/threat-model.md)
   | 'ESPAWN' // start: /bin/sh could not be started
   | 'EEXITED' // start: the daemon ended before it was running under the lock
   | 'ERR_INVALID_ARG_TYPE'

@@ -386,7 +386,7 @@ describe('exitguard status', () => {
     expect(await exitguard(['status', lock])).toMatchObject({ code: 0, stdout: `free: ${lock} is not held\n` })
     const json = await exitguard(['status', lock, '--json'])
     expect(json.code).toBe(0)
-    expect(JSON.parse(json.stdout)).toEqual({ path: lock, state: 'free', owner: null, reason: null, foreign: false })
+    expect(JSON.parse(json.stdout)).toEqual({ path: lock, state: 'free', owner: null, reason: null, foreign: false, fileOwner: null, untrusted: null })
   })
 
   it('held: 1, naming the holder', async () => {

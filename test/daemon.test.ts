@@ -306,6 +306,38 @@ describe.skipIf(!linux)('exitguard stop', () => {
     expect(existsSync(lock)).toBe(false)
   })
 
+  it("exitguard run's wrapper SIGKILLed while its keeper stops the command: stop says it still runs (1), then waits for the keeper (0)", async () => {
+    // The command ignores SIGTERM, so the keeper lets it run out the grace period before SIGKILL.
+    const marker = join(dir, 'command.pid')
+    const run = startNode(bin, ['run', '--lock', lock, '--grace', '3000', '--', 'sh', '-c', `echo $$ > ${marker}; trap '' TERM; echo ready; exec sleep 120`])
+    children.push(run)
+    await run.waitFor('ready')
+    const command = Number(readFileSync(marker, 'utf8'))
+    const commandStart = stat(command)!.startTime
+    started.push({ pid: command, start: commandStart })
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number; startTime: string } }).keeper
+    started.push({ pid: keeper.pid, start: keeper.startTime })
+    run.child.kill('SIGKILL')
+    await until(() => stat(run.pid) === null || stat(run.pid)!.state === 'Z', 'the wrapper is dead')
+    // The command runs under the lock: status --lsb says so, and stop must not say otherwise.
+    expect((await exitguard(['status', '--lsb', lock])).code).toBe(0)
+    const early = await exitguard(['stop', lock, '--timeout', '0'])
+    expect(early, early.stdout).toMatchObject({ code: 1, stderr: expect.stringContaining(`its keeper (PID ${keeper.pid}) is releasing`) })
+    expect(running(command, commandStart)).toBe(true)
+    // Waiting long enough: the keeper SIGKILLs it after the grace period and frees the lock.
+    const late = await exitguard(['stop', lock, '--timeout', '60000'])
+    expect(late, late.stderr).toMatchObject({ code: 0, stdout: expect.stringContaining('nothing was signalled') })
+    expect(running(command, commandStart)).toBe(false)
+    expect(existsSync(lock)).toBe(false)
+  })
+
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/unshare'))("in a PID namespace whose /proc is the host's, a record is never checked against the host's processes: nothing is signalled", async () => {
+    // Without the check, the host's /proc/2 "proved" that PID 2 here was the recorded process, and sleep got SIGTERM.
+    const r = await startCommand('/usr/bin/unshare', ['--pid', '--fork', process.execPath, join(root, 'test/fixtures/host-proc.cjs'), join(root, 'dist/cjs/index.js'), lock]).done
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 'EUNVERIFIED', pid: 1, sleepAlive: true, state: 'held' })
+  })
+
   it('stopHolder and signalHolder report what happened', async () => {
     await expect(stopHolder(lock)).resolves.toEqual({ stopped: true, how: 'not-running', pid: null, owner: null, reason: `there is no lock file ${lock}`, waited: 0 })
     const { pid, startTime } = await startDaemon(['sh', '-c', 'trap "echo hup" HUP; while :; do sleep 0.05; done'], ['--log', join(dir, 'log')])

@@ -20,14 +20,16 @@ export const SEND_EX = {
   NOPERM: 77,
 } as const
 
-export const SEND_HELP = `Usage: exitguard send PATH JSON [--timeout MS]
+export const SEND_HELP = `Usage: exitguard send PATH JSON [--timeout MS] [--holder-uid UID]
 
 Sends the JSON message to the live holder of the PID lock PATH (a process that
 took it with onMessage) and prints its reply as JSON on stdout.
 
 Options:
-  -t, --timeout MS  wait up to MS milliseconds for the reply (default 5000)
-  -h, --help        show this help
+  -t, --timeout MS     wait up to MS milliseconds for the reply (default 5000)
+  --holder-uid UID     also send to a holder whose lock file belongs to UID; by
+                       default only a lock file of yours or root's is trusted
+  -h, --help           show this help
 
 Exit codes:
   0   the reply is on stdout
@@ -35,7 +37,7 @@ Exit codes:
   76  the holder does not listen for messages (or closed without replying)
   75  no reply within the timeout
   1   the holder's handler threw; its message is on stderr
-  77  the holder runs as another user
+  77  the holder runs as another user, or its record is not trusted
   65  the message or the reply is too large
   64  bad usage (PATH or JSON missing, JSON invalid)
   66  PATH can't be read
@@ -49,7 +51,7 @@ export async function sendCommand(argv: string[], io: CliIo): Promise<number> {
   }
   let parsed
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { timeout: { type: 'string', short: 't' }, help: { type: 'boolean', short: 'h' } } })
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { timeout: { type: 'string', short: 't' }, 'holder-uid': { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   } catch (err) {
     return usage((err as Error).message.replace(/\. To specify a positional argument.*$/s, '.'))
   }
@@ -72,8 +74,10 @@ export async function sendCommand(argv: string[], io: CliIo): Promise<number> {
     }
     timeout = Number(values.timeout)
   }
+  const holderUid = values['holder-uid']
+  if (holderUid !== undefined && !/^\d{1,10}$/.test(holderUid)) return usage(`--holder-uid must be a numeric uid; got ${JSON.stringify(holderUid)}`)
   try {
-    const reply = await messageHolder(resolve(positionals[0]!), message, { timeout })
+    const reply = await messageHolder(resolve(positionals[0]!), message, { timeout, holderUid: holderUid === undefined ? undefined : Number(holderUid) })
     io.stdout(JSON.stringify(reply) + '\n')
     return EX.OK
   } catch (err) {
@@ -87,6 +91,7 @@ export async function sendCommand(argv: string[], io: CliIo): Promise<number> {
       case 'EHANDLER':
         return SEND_EX.HANDLER
       case 'EACCES':
+      case 'EUNTRUSTED':
         return SEND_EX.NOPERM
       case 'ETOOBIG':
         return SEND_EX.TOOBIG

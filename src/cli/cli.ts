@@ -268,7 +268,7 @@ function status(argv: string[], io: CliIo): number {
   }
   const code = result.state === 'free' ? EX.OK : result.state === 'held' ? EX.HELD : EX.STALE
   if (values.json) {
-    io.stdout(JSON.stringify({ path, state: result.state, owner: result.owner ?? null, reason: result.reason ?? null, foreign: result.foreign ?? false }) + '\n')
+    io.stdout(JSON.stringify({ path, state: result.state, owner: result.owner ?? null, reason: result.reason ?? null, foreign: result.foreign ?? false, fileOwner: result.fileOwner ?? null, untrusted: result.untrusted ?? null }) + '\n')
     return code
   }
   if (result.state === 'free') io.stdout(`free: ${path} is not held\n`)
@@ -278,6 +278,7 @@ function status(argv: string[], io: CliIo): number {
     if (result.state === 'held') io.stdout(`held: ${what}; it counts as stale once it is ${UNREADABLE_GRACE} ms old; if no process uses it, remove it\n`)
     else io.stdout(`stale: ${what}; the next run takes it over\n`)
   }
+  else if (result.untrusted) io.stdout(`held: ${path} names ${describeOwner(result.owner!)} (${result.reason}), but the record is not trusted: ${result.untrusted}; stop, send and status --lsb refuse to act on it\n`)
   else if (result.state === 'held') io.stdout(`held: ${path} is held by ${describeOwner(result.owner!)} (${result.reason})\n`)
   else io.stdout(`stale: ${path} was held by ${describeOwner(result.owner!)}, now dead (${result.reason}); the next run takes it over\n`)
   return code

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { describeOwner, type LockOwner } from '../owner.js'
 import { judgeSnapshot, readSnapshot } from '../locks/lock-record.js'
+import { recordDistrust } from '../locks/record-trust.js'
 
 /**
  * LSB init-script `status` codes: 0 running, 1 dead but the PID file exists, 3 not running,
@@ -17,8 +18,9 @@ export interface LsbStatus {
 
 /**
  * Judges the lock at `path` by the stale rule and answers in LSB terms. Unknown (4): the path
- * can't be read as a lock file, holds no valid record, or is held on another host or in
- * another PID namespace (alive or not can't be told from here).
+ * can't be read as a lock file, holds no valid record, is held on another host or in another
+ * PID namespace (alive or not can't be told from here), or its record is not trusted (it names
+ * a process its file's owner could not signal: docs/threat-model.md).
  */
 export function lsbStatus(path: string): LsbStatus {
   const lockPath = resolve(path)
@@ -34,5 +36,8 @@ export function lsbStatus(path: string): LsbStatus {
   const verdict = judgeSnapshot(snapshot, 5000)
   if (verdict.foreign) return { code: LSB.UNKNOWN, line: `unknown: ${lockPath} is ${verdict.reason}`, owner }
   if (verdict.dead) return { code: LSB.DEAD_PID_FILE, line: `dead: ${describeOwner(owner)} is gone (${verdict.reason}) but ${lockPath} is left; the next start takes it over`, owner }
+  // A record that may be planted (another user's file naming this user's or root's process) is no proof that the service runs.
+  const untrusted = recordDistrust(snapshot, verdict)
+  if (untrusted) return { code: LSB.UNKNOWN, line: `unknown: ${lockPath} names ${describeOwner(owner)}, but the record is not trusted: ${untrusted}`, owner }
   return { code: LSB.RUNNING, line: `running: ${describeOwner(owner)} holds ${lockPath}`, owner }
 }

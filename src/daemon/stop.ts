@@ -3,7 +3,8 @@ import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
 import { describeOwner, judgeOwner, pidExists, readStartTime, selfIdentity, type LockOwner } from '../owner.js'
-import { judgeSnapshot, readSnapshot, type Snapshot } from '../locks/lock-record.js'
+import { judgeSnapshot, keeperHolds, readSnapshot, type Snapshot } from '../locks/lock-record.js'
+import { recordDistrust } from '../locks/record-trust.js'
 import { reapPidLock } from '../locks/pid-lock.js'
 
 /** Options of `stopHolder`. */
@@ -24,9 +25,11 @@ export interface StopResult {
    * - `'not-running'`: no lock file, or its holder was already dead (a stale file is removed);
    * - `'signal'`: the holder died or released the lock after `signal`;
    * - `'kill'`: it ignored `signal` for `timeout` ms and died of the SIGKILL that followed;
-   * - `'timeout'`: it still runs (stopped is false).
+   * - `'keeper'`: the holder had already died and its keeper (docs/keeper.md) was stopping the
+   *   command it ran; nothing was signalled, and the keeper released the lock within the wait;
+   * - `'timeout'`: it still runs (stopped is false), or its keeper is still stopping its command.
    */
-  how: 'not-running' | 'signal' | 'kill' | 'timeout'
+  how: 'not-running' | 'signal' | 'kill' | 'keeper' | 'timeout'
   /** The holder's PID, or null when there was no lock file. */
   pid: number | null
   /** The record found in the lock file, or null. */
@@ -54,10 +57,14 @@ const POLL_MS = 10
 /** As the lock protocol's default: an unreadable file younger than this may be mid-edit. */
 const UNREADABLE_GRACE = 5000
 
-/** A lock's holder, checked: a live process proven to be the one that wrote the record, or a dead one. */
+/**
+ * A lock's holder, checked: a live process proven to be the one that wrote the record, a dead
+ * one, or a dead one whose keeper is still stopping its command (the lock is held until it is done).
+ */
 type Holder =
   | { state: 'none' }
   | { state: 'dead'; snapshot: Snapshot; reason: string }
+  | { state: 'releasing'; snapshot: Snapshot; reason: string }
   | { state: 'alive'; snapshot: Snapshot; reason: string }
 
 /**
@@ -65,8 +72,9 @@ type Holder =
  * the record still describes a live process with that identity (PID, start time, boot id, PID
  * namespace). A dead holder, or a PID now used by another process, gets nothing (`sent: false`).
  * Throws `EFOREIGN` for a holder on another host or namespace, `EUNVERIFIED` for a record
- * without a start time (a bare PID file), `EBADRECORD` for an unreadable one, `EPERM` for
- * another user's process.
+ * without a start time (a bare PID file), `EBADRECORD` for an unreadable one, `EUNTRUSTED` for
+ * a record its file's owner could not have written for that process (the trust rule,
+ * docs/threat-model.md), `EPERM` for another user's process.
  *
  * @example
  * const r = signalHolder('/run/app.pid', 'SIGHUP') // reload
@@ -78,8 +86,8 @@ export function signalHolder(path: string, signal: SignalName | number): SignalR
   const holder = findHolder(lockPath)
   if (holder.state === 'none') return { sent: false, pid: null, owner: null, reason: `there is no lock file ${lockPath}` }
   const { owner } = holder.snapshot
-  if (holder.state === 'dead' || !send(lockPath, owner, number)) {
-    return { sent: false, pid: owner.pid, owner, reason: holder.state === 'dead' ? holder.reason : `PID ${owner.pid} ended before the signal` }
+  if (holder.state !== 'alive' || !send(lockPath, owner, number)) {
+    return { sent: false, pid: owner.pid, owner, reason: holder.state !== 'alive' ? holder.reason : `PID ${owner.pid} ended before the signal` }
   }
   return { sent: true, pid: owner.pid, owner, reason: `sent ${signalName(number)} to PID ${owner.pid}` }
 }
@@ -110,6 +118,13 @@ export async function stopHolder(path: string, options: StopHolderOptions = {}):
   if (holder.state === 'dead') return notRunning(lockPath, snapshot, holder.reason)
   const started = Date.now()
   const result = (how: StopResult['how'], reason: string): StopResult => ({ stopped: how !== 'timeout', how, pid: owner.pid, owner, reason, waited: Date.now() - started })
+  if (holder.state === 'releasing') {
+    // Nothing of ours to signal: the command's PID is the keeper's, and the keeper is already
+    // stopping it (SIGTERM, SIGKILL after --grace). Wait for it; with kill, as long again.
+    const released = (await gone(lockPath, snapshot, timeout)) ?? (options.kill ? await gone(lockPath, snapshot, timeout) : null)
+    if (released) return result('keeper', `${holder.reason}; it was done ${Date.now() - started} ms later (nothing was signalled)`)
+    return result('timeout', `${holder.reason}, and is still at it after ${Date.now() - started} ms: the command still runs under the lock (the keeper sends SIGKILL once exitguard run's --grace has passed)`)
+  }
   if (!send(lockPath, owner, first)) return notRunning(lockPath, snapshot, `PID ${owner.pid} ended before the signal`)
   const afterFirst = await gone(lockPath, snapshot, timeout)
   if (afterFirst) return result('signal', `PID ${owner.pid} ${afterFirst} ${Date.now() - started} ms after ${signalName(first)}`)
@@ -188,6 +203,8 @@ function findHolder(lockPath: string): Holder {
   if (verdict.foreign) {
     throw new ExitguardError('EFOREIGN', `Won't signal the holder of ${lockPath}: ${verdict.reason}. Stop it where it runs (${describeOwner(owner)}).`, { path: lockPath })
   }
+  const keeper = judgeOwner(owner).alive ? null : keeperHolds(snapshot)
+  if (keeper) return { state: 'releasing', snapshot, reason: keeper }
   const unverified = (why: string) =>
     new ExitguardError('EUNVERIFIED', `Won't signal PID ${owner.pid} for ${lockPath}: ${why}, so a reused PID can't be told from the process that wrote it. Check it (ps -o lstart,args -p ${owner.pid}) and stop it yourself if it is yours.`, { path: lockPath })
   if (snapshot.kind === 'pid') throw unverified('the file holds a bare PID without a start time')
@@ -204,6 +221,10 @@ function findHolder(lockPath: string): Holder {
     throw unverified(`its start time can't be read here`)
   }
   if (now !== owner.startTime) return { state: 'dead', snapshot, reason: `PID ${owner.pid} now belongs to another process (PID reused)` }
+  const untrusted = recordDistrust(snapshot, verdict)
+  if (untrusted) {
+    throw new ExitguardError('EUNTRUSTED', `Won't signal PID ${owner.pid} for ${lockPath}: ${untrusted}. If it is not your program, remove ${lockPath}; keep PID files where only their owner can write (docs/threat-model.md).`, { path: lockPath })
+  }
   return { state: 'alive', snapshot, reason: verdict.reason }
 }
 

@@ -4,6 +4,7 @@ import { crypto } from '../builtins.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
 import { inInitialPidNamespace, judgeOwner, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
+import { processDistrust, writerOf } from './record-trust.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`
@@ -220,7 +221,7 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
   if (snapshot.kind === 'record') {
     const verdict = judgeOwner(owner)
     // The holder is dead, but its keeper (a co-holder) may still be releasing: held until it is done.
-    const keeper = verdict.alive ? null : keeperStillHolds(owner)
+    const keeper = verdict.alive ? null : keeperHolds(snapshot)
     if (keeper) return { dead: false, reason: keeper, foreign: false }
     return { dead: !verdict.alive, reason: verdict.reason, foreign: verdict.foreign }
   }
@@ -235,6 +236,18 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
       : { dead: false, foreign: false, reason: `the lock file holds no valid record yet (younger than ${unreadableGrace} ms)` }
   }
   return judgeBarePid(owner.pid, stats)
+}
+
+/**
+ * Why a record whose holder is dead is still held: its keeper runs (see keeperStillHolds). A
+ * keeper counts only if the record's writer could signal it (the trust rule, record-trust.ts):
+ * a planted record can't make a stranger's process hold a lock for ever.
+ */
+export function keeperHolds(snapshot: Snapshot): string | null {
+  const { owner } = snapshot
+  if (snapshot.kind !== 'record' || !owner.keeper) return null
+  const why = keeperStillHolds(owner)
+  return why !== null && processDistrust(writerOf(snapshot.stats), owner.keeper.pid) === null ? why : null
 }
 
 /**

@@ -1,15 +1,14 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
-import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
+import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, keeperHolds, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
+import { checkSocket, recordDistrust, removeDeadSocket, writerOf } from './record-trust.js'
 import { describeOwner, inInitialPidNamespace, judgeOwner, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
 import { Listener, validateListen, type ListenOptions, type MessageHandler } from '../messaging/listener.js'
-import { removeDeadSocket, socketListening } from '../messaging/socket-dir.js'
 import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
-import { keeperStillHolds } from '../keeper/keeper-record.js'
 import type { Keeper } from '../keeper/keeper.js'
 
 /**
@@ -73,6 +72,8 @@ export interface PidLockFree {
   reason?: undefined
   foreign?: undefined
   listening?: undefined
+  fileOwner?: undefined
+  untrusted?: undefined
 }
 
 /**
@@ -92,6 +93,18 @@ export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D =
   foreign: boolean
   /** The holder took the lock with `onMessage` and its socket is there: `messageHolder` can reach it. */
   listening: boolean
+  /**
+   * The uid that owns the lock file: who wrote the record (null on Windows). The record itself
+   * can't tell: anyone who can create files in a shared directory can write any record.
+   */
+  fileOwner: number | null
+  /**
+   * Null when the record may be acted on; else why not (docs/threat-model.md): it names a live
+   * process, or a socket, that its writer could not have signalled or made itself, or its
+   * directory lets others replace it. `stopHolder`, `signalHolder` and `messageHolder` refuse
+   * such a record (`EUNTRUSTED`); `listening` is then false.
+   */
+  untrusted: string | null
 }
 
 const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
@@ -289,8 +302,19 @@ export function readPidLock(path: string, options: Pick<PidLockOptions, 'unreada
   const snapshot = readSnapshot(opts.path)
   if (!snapshot) return { state: 'free' }
   const verdict = judgeSnapshot(snapshot, opts.unreadableGrace)
-  const listening = !verdict.dead && socketListening(snapshot.owner)
-  return { state: verdict.dead ? 'stale' : 'held', owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign, listening }
+  let untrusted = recordDistrust(snapshot, verdict)
+  let listening = false
+  if (!verdict.dead && untrusted === null) {
+    const socket = checkSocket(snapshot.owner, writerOf(snapshot.stats))
+    if (typeof socket === 'object' && 'untrusted' in socket) untrusted = socket.untrusted
+    else if (socket !== 'none') {
+      // 'denied': another user's private directory, so it can't be seen from here, nor misused.
+      listening = true
+      if (socket !== 'denied') socket.close()
+    }
+  }
+  const taken = { owner: snapshot.owner, reason: verdict.reason, foreign: verdict.foreign, listening, fileOwner: writerOf(snapshot.stats), untrusted }
+  return verdict.dead ? { state: 'stale', ...taken } : { state: 'held', ...taken }
 }
 
 /**
@@ -399,10 +423,15 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     // Foreign on this host: another PID namespace (a container), not another host.
     return refuse(`The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`)
   }
-  const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperStillHolds(snapshot.owner) : null
+  const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperHolds(snapshot) : null
   if (keeper) {
     // Not "kill <holder>": the holder is dead; its keeper is stopping its command (docs/keeper.md).
     return refuse(`The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`)
+  }
+  const untrusted = recordDistrust(snapshot, { dead: false, foreign: held.foreign, reason: '' })
+  if (untrusted) {
+    // Not "kill <PID>": the record may be planted, naming someone else's process.
+    return refuse(`The lock ${opts.path} is held according to its file, which names ${describeOwner(snapshot.owner)}, but the record is not trusted: ${untrusted}. Don't signal that process; if it is not your program, remove ${opts.path}, and keep lock files where only you can write (docs/threat-model.md).`)
   }
   if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, waited)
   return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
@@ -513,7 +542,7 @@ class Attempt {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw fsError(err, name, 'remove the stale lock file')
     }
-    removeDeadSocket(snapshot.owner)
+    removeDeadSocket(snapshot.owner, writerOf(snapshot.stats))
     return true
   }
 
@@ -536,7 +565,7 @@ class Attempt {
     const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
     this.close()
     // The dead holder's socket (SIGKILL leaves it) goes with its lock.
-    if (previous?.kind === 'record') removeDeadSocket(previous.owner)
+    if (previous?.kind === 'record') removeDeadSocket(previous.owner, writerOf(previous.stats))
     return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener, this.#keeper)
   }
 

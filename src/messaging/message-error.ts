@@ -8,6 +8,7 @@ import type { LockOwner } from '../owner.js'
  * - `ETIMEDOUT`: no reply within `timeout`;
  * - `EHANDLER`: the holder's handler threw; the message is its error's message, without the stack;
  * - `EACCES`: the socket belongs to another user; `ETOOBIG`: the message or reply is over `maxBytes`;
+ * - `EUNTRUSTED`: the record, or the socket it names, is not its file owner's (docs/threat-model.md);
  * - `EBADMSG`, `ENOREPLY`: the holder broke the protocol or closed the connection without a reply.
  *
  * @example

@@ -4,7 +4,8 @@ import { statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { invalidArgType, invalidArgValue } from '../errors.js'
 import { describeOwner, type LockOwner } from '../owner.js'
-import { readPidLock } from '../locks/pid-lock.js'
+import { readPidLock, type PidLockTaken } from '../locks/pid-lock.js'
+import { checkSocket, type CheckedSocket } from '../locks/record-trust.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { ENVELOPE_BYTES } from './listener.js'
 import { MessageError } from './message-error.js'
@@ -19,6 +20,12 @@ export interface MessageHolderOptions {
   signal?: AbortSignalLike | undefined
   /** The most bytes of JSON the message, and the reply, may have. Default 1 MiB. */
   maxBytes?: number | undefined
+  /**
+   * Also send to a holder whose lock file belongs to this uid. By default a message goes only
+   * to a holder whose lock file is yours or root's: in a shared directory (`/tmp`) another user
+   * can hold your lock path, and would get your message and forge the reply (`EUNTRUSTED`).
+   */
+  holderUid?: number | undefined
 }
 
 export const sendDefaults = { timeout: 5000, maxBytes: DEFAULT_MAX_BYTES }
@@ -43,6 +50,7 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   const opts = { ...sendDefaults, ...definedOnly(options) }
   if (typeof opts.timeout !== 'number' || !(opts.timeout > 0) || opts.timeout > 2 ** 31 - 1) throw invalidArgValue('timeout', opts.timeout, 'must be a number of milliseconds from 1 to 2147483647')
   if (typeof opts.maxBytes !== 'number' || !Number.isInteger(opts.maxBytes) || opts.maxBytes < 1 || opts.maxBytes > 2 ** 31) throw invalidArgValue('maxBytes', opts.maxBytes, 'must be a whole number from 1 to 2147483648')
+  if (opts.holderUid !== undefined && !(Number.isInteger(opts.holderUid) && opts.holderUid >= 0)) throw invalidArgValue('holderUid', opts.holderUid, 'must be a uid (a whole number >= 0)')
   const { signal } = opts
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   signal?.throwIfAborted()
@@ -57,13 +65,22 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   }
   const frame = frameOf(`{"exitguard":1,"pid":${process.pid},"uid":${process.getuid?.() ?? null},"message":${json}}`)
 
-  const owner = liveHolder(lockPath)
+  const status = liveHolder(lockPath)
+  const { owner } = status
+  const me = process.getuid?.()
+  const { fileOwner } = status
+  if (me !== undefined && fileOwner !== null && fileOwner !== me && fileOwner !== 0 && fileOwner !== opts.holderUid) {
+    throw untrustedError(lockPath, owner, `the lock file belongs to uid ${fileOwner}, neither to you (uid ${me}) nor to root, so another user holds ${lockPath}; to message that user's holder anyway, pass holderUid: ${fileOwner} (exitguard send --holder-uid ${fileOwner})`)
+  }
   if (!owner.socket) {
     throw new MessageError('ENOLISTENER', lockPath, `The lock ${lockPath} is held by ${describeOwner(owner)}, which does not listen for messages (it was not started with onMessage).`, owner)
   }
   const deadline = Date.now() + opts.timeout
   for (let round = 0; ; round++) {
-    const outcome = await exchange(owner.socket, frame, opts.maxBytes + ENVELOPE_BYTES, deadline, signal)
+    // Checked before every connection, against the lock file's owner: never a socket of someone else's choosing.
+    const socket = checkSocket(owner, status.fileOwner)
+    if (typeof socket === 'object' && 'untrusted' in socket) throw untrustedError(lockPath, owner, socket.untrusted)
+    const outcome = socket === 'none' ? { kind: 'refused' as const } : socket === 'denied' ? { kind: 'denied' as const } : await exchangeClosing(socket, frame, opts.maxBytes + ENVELOPE_BYTES, deadline, signal)
     switch (outcome.kind) {
       case 'reply':
         return outcome.value
@@ -92,8 +109,8 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   }
 }
 
-/** The live holder's record, or ENOTHELD. */
-function liveHolder(lockPath: string): LockOwner & { socket?: string | null } {
+/** The live holder's lock status, or ENOTHELD. */
+function liveHolder(lockPath: string): PidLockTaken<'held'> {
   const status = readPidLock(lockPath)
   if (status.state === 'free') throw new MessageError('ENOTHELD', lockPath, `No process holds the lock ${lockPath}: there is no one to message.`)
   if (status.state === 'stale') {
@@ -102,7 +119,21 @@ function liveHolder(lockPath: string): LockOwner & { socket?: string | null } {
   if (status.foreign) {
     throw new MessageError('ENOLISTENER', lockPath, `The lock ${lockPath} is held by ${describeOwner(status.owner!)}, which can't be reached from this host (${status.reason}).`, status.owner!)
   }
-  return status.owner!
+  if (status.untrusted) throw untrustedError(lockPath, status.owner, status.untrusted)
+  return status
+}
+
+function untrustedError(lockPath: string, owner: LockOwner, why: string): MessageError {
+  return new MessageError('EUNTRUSTED', lockPath, `Not sent to the holder of ${lockPath} (${describeOwner(owner)}): the record is not trusted: ${why}. If it is not your program's, remove ${lockPath} (docs/threat-model.md).`, owner)
+}
+
+/** `exchange` over a checked socket, whose directory stays open until the connection has settled. */
+async function exchangeClosing(socket: CheckedSocket, frame: Buffer, maxReply: number, deadline: number, signal: AbortSignalLike | undefined): Promise<Outcome> {
+  try {
+    return await exchange(socket.path, frame, maxReply, deadline, signal)
+  } finally {
+    socket.close()
+  }
 }
 
 /**

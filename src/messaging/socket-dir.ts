@@ -1,7 +1,6 @@
-import { closeSync, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, unlinkSync, constants } from 'node:fs'
-import { basename, dirname, isAbsolute, join } from 'node:path'
+import { closeSync, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, constants } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
 import { ExitguardError, fsError } from '../errors.js'
-import type { LockOwner } from '../owner.js'
 
 /**
  * Where a holder's socket lives. Connecting to a Unix socket needs search permission on
@@ -83,40 +82,6 @@ export function socketPathFor(dir: string, token: string): string {
     throw new ExitguardError('ENAMETOOLONG', `The socket path ${path} is ${Buffer.byteLength(path)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH} here. Choose a shorter socketDir (the default is ${defaultSocketDir()}).`, { path })
   }
   return path
-}
-
-/**
- * Removes the socket a dead holder left (SIGKILL), once its lock has been taken over or
- * reaped. Only if it is provably that holder's: named after its record's token, a socket,
- * in a private directory (not a symlink) owned by the socket's owner. Anything else is left
- * alone. Never throws; returns whether it removed something.
- *
- * (Where the holder had a keeper, the keeper removes the socket file itself: the listener gives
- * it to the keeper as a temp entry.)
- */
-export function removeDeadSocket(owner: Pick<LockOwner, 'token'> & { socket?: string | null }): boolean {
-  const path = owner.socket
-  if (!path || process.platform === 'win32' || !isAbsolute(path) || basename(path) !== `${owner.token}.sock`) return false
-  try {
-    const dir = lstatSync(dirname(path))
-    const socket = lstatSync(path)
-    if (!dir.isDirectory() || (dir.mode & 0o077) !== 0 || !socket.isSocket() || socket.uid !== dir.uid) return false
-    unlinkSync(path)
-    return true
-  } catch {
-    return false // gone already, or not ours to see
-  }
-}
-
-/** Whether the holder recorded a socket and it is there (or can't be seen from here: another user's). */
-export function socketListening(owner: { socket?: string | null }): boolean {
-  if (!owner.socket) return false
-  if (process.platform === 'win32') return true
-  try {
-    return lstatSync(owner.socket).isSocket()
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EACCES'
-  }
 }
 
 function isSymlink(path: string): boolean {

@@ -1,0 +1,191 @@
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { basename, dirname, isAbsolute } from 'node:path'
+import { childProcess } from '../builtins.js'
+import { judgeOwner, procIsOurs } from '../owner.js'
+import { keeperHolds, type Snapshot, type SnapshotVerdict } from './lock-record.js'
+
+/**
+ * The trust rule (docs/threat-model.md). A lock file says whatever its writer chose: in a shared
+ * directory (`/tmp`) any user can plant a record naming any process, socket or keeper, with
+ * that process's true start time (it is public in /proc). Who wrote a record is known only from
+ * the file's owner, taken from `fstat` of the descriptor the record was read through. A record
+ * is acted on only where its writer could have done the same thing itself:
+ *
+ * - a process is signalled, or counted as the holder's keeper, only if the writer is root or
+ *   the process's real or saved uid is the writer's: kill(2)'s own rule for an unprivileged
+ *   sender;
+ * - a socket is connected to, or removed, only if it and its directory belong to the writer,
+ *   the directory is private (no access for group or others, as exitguard makes it) and the
+ *   socket is named after the record's token. It is reached through the directory's descriptor,
+ *   so a directory swapped for a symlink after the check leads nowhere else.
+ */
+
+/** The real and saved uids of `pid` (those kill(2) compares), or null where they can't be read. */
+function processUids(pid: number): { real: number; saved: number } | null {
+  if (process.platform === 'linux') {
+    if (!procIsOurs()) return null
+    try {
+      // "Uid:\treal\teffective\tsaved\tfilesystem"
+      const match = /^Uid:\s+(\d+)\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))
+      return match ? { real: Number(match[1]), saved: Number(match[2]) } : null
+    } catch {
+      return null
+    }
+  }
+  if (process.platform === 'darwin') {
+    try {
+      const out = childProcess().execFileSync('ps', ['-o', 'ruid=,svuid=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      const [real, saved] = out.trim().split(/\s+/).map(Number)
+      return Number.isInteger(real) && Number.isInteger(saved) ? { real: real!, saved: saved! } : null
+    } catch {
+      return null
+    }
+  }
+  return null
+}
+
+/**
+ * Null if a record written by `writerUid` may speak for the live process `pid` (root's file, or a
+ * process its writer could signal); else why not, for people. `writerUid` null (no uids on this
+ * OS) trusts: there is no second local user to tell apart.
+ */
+export function processDistrust(writerUid: number | null, pid: number): string | null {
+  if (writerUid === null || writerUid === 0) return null
+  const uids = processUids(pid)
+  if (uids === null) return `the lock file belongs to uid ${writerUid}, and the user PID ${pid} runs as can't be read here`
+  if (uids.real === writerUid || uids.saved === writerUid) return null
+  return `the lock file belongs to uid ${writerUid}, but PID ${pid} runs as uid ${uids.real}: a record may only name processes its writer could signal itself (was it planted by another user?)`
+}
+
+/**
+ * Why the record in `snapshot` must not be acted on (signalled, messaged, shown as running), or
+ * null. Judged for a live local holder only: a dead one names nothing to act on but its socket,
+ * which is checked where it is removed. The file's directory must not let anyone but its owner
+ * and root replace it, and the holder must be a process the file's owner could signal.
+ */
+export function recordDistrust(snapshot: Snapshot, verdict: SnapshotVerdict): string | null {
+  if (verdict.dead || verdict.foreign || (snapshot.kind !== 'record' && snapshot.kind !== 'pid')) return null
+  const writer = writerOf(snapshot.stats)
+  const dir = directoryDistrust(snapshot.path, writer)
+  if (dir !== null) return dir
+  // The holder has ended and its keeper (already checked by keeperHolds) is releasing.
+  if (!judgeOwner(snapshot.owner).alive && keeperHolds(snapshot) !== null) return null
+  return processDistrust(writer, snapshot.owner.pid)
+}
+
+/** Null if only the file's owner (or root) can replace files in its directory; else why not. */
+function directoryDistrust(path: string, writerUid: number | null): string | null {
+  if (writerUid === null) return null
+  const dir = dirname(path)
+  let stats
+  try {
+    stats = lstatSync(dir)
+  } catch (err) {
+    return `its directory ${dir} can't be checked (${(err as NodeJS.ErrnoException).code})`
+  }
+  if (stats.uid !== writerUid && stats.uid !== 0) return `its directory ${dir} belongs to uid ${stats.uid}, who can replace the file of uid ${writerUid} in it`
+  // Group- or world-writable without the sticky bit (as /tmp has): anyone there can rename files over it.
+  if ((stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0) {
+    return `its directory ${dir} (mode ${(stats.mode & 0o7777).toString(8)}) lets other users replace files in it (no sticky bit)`
+  }
+  return null
+}
+
+/** The owner of a file as `fstat` gave it, or null where the OS has no uids (Windows). */
+export function writerOf(stats: { uid: number }): number | null {
+  return process.platform === 'win32' ? null : stats.uid
+}
+
+/** The socket a record names, checked: reach it through `path`, then `close()`. */
+export interface CheckedSocket {
+  /** The socket, looked up through the held directory (`/proc/self/fd/N/<name>` on Linux). */
+  path: string
+  close(): void
+}
+
+/**
+ * - a CheckedSocket: the socket passes the trust rule;
+ * - 'none': the record names no socket, or it is gone;
+ * - 'denied': its directory can't be entered by this user (another user's private one), so it
+ *   can't be reached from here either;
+ * - { untrusted }: it fails the rule, and why.
+ */
+export type SocketCheck = CheckedSocket | 'none' | 'denied' | { untrusted: string }
+
+/** Opens the directory of the socket `owner` names and checks both against the trust rule. */
+export function checkSocket(owner: { token: string; socket?: string | null | undefined }, writerUid: number | null): SocketCheck {
+  const path = owner.socket
+  if (!path) return 'none'
+  // A named pipe has no owner or directory to check; issue 20 gives Windows its own rule.
+  if (process.platform === 'win32') return { path, close() {} }
+  const untrusted = (why: string) => ({ untrusted: `the message socket ${path} named in the lock record ${why}` })
+  if (!isAbsolute(path) || basename(path) !== `${owner.token}.sock`) return untrusted(`is not named after the record's token (${owner.token}.sock)`)
+  let fd: number
+  try {
+    fd = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return 'none'
+    if (code === 'EACCES' || code === 'EPERM') return 'denied'
+    return untrusted(`is not in a directory (${code})`)
+  }
+  try {
+    const dir = fstatSync(fd)
+    if (writerUid !== null && dir.uid !== writerUid) return untrusted(`is in a directory of uid ${dir.uid}, not of the lock file's owner (uid ${writerUid})`)
+    if ((dir.mode & 0o077) !== 0) return untrusted(`is in a directory others can enter (mode ${(dir.mode & 0o777).toString(8)})`)
+    const at = throughFd(fd, dirname(path), basename(path))
+    const socket = lstatSync(at, { throwIfNoEntry: false })
+    if (!socket) return 'none'
+    if (!socket.isSocket()) return untrusted('is not a socket')
+    if (writerUid !== null && socket.uid !== writerUid) return untrusted(`belongs to uid ${socket.uid}, not to the lock file's owner (uid ${writerUid})`)
+    const held = fd
+    fd = -1 // the caller closes it
+    return { path: at, close: () => closeSync(held) }
+  } catch (err) {
+    return untrusted(`can't be checked (${(err as NodeJS.ErrnoException).code})`)
+  } finally {
+    if (fd !== -1) closeSync(fd)
+  }
+}
+
+/**
+ * Removes the socket a dead holder left (SIGKILL), once its lock has been taken over or
+ * reaped, only if it passes the trust rule against the lock file's owner. Never throws;
+ * returns whether it removed it. (Where the holder had a keeper, the keeper removes it.)
+ */
+export function removeDeadSocket(owner: { token: string; socket?: string | null | undefined }, writerUid: number | null): boolean {
+  if (process.platform === 'win32') return false
+  const checked = checkSocket(owner, writerUid)
+  if (typeof checked === 'string' || 'untrusted' in checked) return false
+  try {
+    unlinkSync(checked.path)
+    return true
+  } catch {
+    return false
+  } finally {
+    checked.close()
+  }
+}
+
+let procFd: boolean | undefined
+
+/**
+ * `name` in the directory held by `fd`, as a path the kernel looks up in that very directory
+ * (`/proc/self/fd/N/name`, Linux). Without /proc (macOS) it is `dir/name` again, checked a
+ * moment before: the window is that of one lookup.
+ */
+function throughFd(fd: number, dir: string, name: string): string {
+  if (procFd === undefined) {
+    procFd = false
+    if (process.platform === 'linux') {
+      try {
+        const held = fstatSync(fd)
+        const seen = statSync(`/proc/self/fd/${fd}`)
+        procFd = held.ino === seen.ino && held.dev === seen.dev
+      } catch {
+        // no /proc
+      }
+    }
+  }
+  return procFd ? `/proc/self/fd/${fd}/${name}` : `${dir}/${name}`
+}
