@@ -34,7 +34,7 @@ beforeAll(async () => {
 })
 afterAll(() => tmp.cleanup())
 
-/** A private TMPDIR per run: the quick start puts its lock and temp dir in os.tmpdir(). */
+/** A private TMPDIR (and XDG_RUNTIME_DIR) per run: the quick start puts its lock there and its temp dir in os.tmpdir(). */
 function tmpdirForTest(): string {
   const dir = join(tmp.dir, `tmp${n++}`)
   mkdirSync(dir)
@@ -44,7 +44,7 @@ function tmpdirForTest(): string {
 describe('the README quick start, pasted into a fresh project', () => {
   it('compiles with the README tsconfig, runs on this Node, and leaves nothing behind', async () => {
     const dir = tmpdirForTest()
-    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
+    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir, XDG_RUNTIME_DIR: dir } })
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^exported to .*export-.* as PID \d+, port 8080\nexport finished or interrupted\n$/)
@@ -60,7 +60,7 @@ describe('the README quick start, pasted into a fresh project', () => {
   it('a second instance is told who holds the lock and exits 75', async () => {
     const dir = tmpdirForTest()
     using held = acquirePidLockSync(join(dir, 'nightly-export.pid'))
-    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
+    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir, XDG_RUNTIME_DIR: dir } })
     expect(r.code).toBe(75)
     expect(r.stderr).toContain(`PID ${held.owner.pid}`)
   })
@@ -76,14 +76,14 @@ describe('the README quick start, pasted into a fresh project', () => {
       "console.log('ready')",
       'setInterval(() => {}, 1000)',
     ].join('\n'))
-    const killed = startNode(join(project, 'killed.mjs'), [], { cwd: project, env: { TMPDIR: dir } })
+    const killed = startNode(join(project, 'killed.mjs'), [], { cwd: project, env: { TMPDIR: dir, XDG_RUNTIME_DIR: dir } })
     await killed.waitFor('ready')
     const leftover = killed.stdout().split('\n')[0]!
     killed.child.kill('SIGKILL')
     expect((await killed.done).signal).toBe('SIGKILL')
     expect(existsSync(leftover)).toBe(true)
 
-    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir } })
+    const r = await runNode(join(project, 'export.js'), [], { cwd: project, env: { TMPDIR: dir, XDG_RUNTIME_DIR: dir } })
     expect(r.code).toBe(0)
     expect(r.stdout).toContain(`the last run (PID ${killed.pid}) died holding the lock`)
     expect(existsSync(leftover)).toBe(false)
