@@ -114,13 +114,21 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
       // A listener a handler added during cleanup would catch the re-raise, and the process
       // would live on and exit 0 instead of dying by the signal: take those off first.
       for (const listener of process.listeners(signal)) if (!before.has(listener)) process.removeListener(signal, listener as () => void)
+      const code = 128 + (osConstants.signals[signal] ?? 0)
+      // PID 1 of a PID namespace (a container run without --init) is immune to its own signals
+      // without a handler: the re-raise would be ignored, and the app would run on without the
+      // locks its handlers just released. Exit as a shell reports that signal instead.
+      if (process.pid === 1) {
+        debug('PID 1: exiting with %d for %s', code, signal)
+        process.exit(code)
+      }
       debug('re-raising %s', signal)
       // A listener left on this signal (signal-exit v3) runs on a later loop turn; keep the loop
       // alive until it has. Should the process still live then, die by the signal regardless.
       setTimeout(() => {
         process.removeAllListeners(signal)
         process.kill(process.pid, signal)
-        process.exitCode = 128 + (osConstants.signals[signal] ?? 0) // if even that did not end us
+        process.exit(code) // if even that did not end us: the handlers ran, so the process must end
       }, 1000)
       process.kill(process.pid, signal)
     })
