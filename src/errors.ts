@@ -1,4 +1,4 @@
-import { describeOwner, selfIdentity, type LockOwner } from './owner.js'
+import { describeOwner, onThisMachine, selfIdentity, type LockOwner } from './owner.js'
 
 /**
  * The codes exitguard gives its own errors.
@@ -184,9 +184,9 @@ export function describeHolder(owner: LockOwner): string {
  * True if a recorded owner is this very process: our PID on our host, and where the record
  * says, our PID namespace and start time (a PID alone may be an earlier life, or another container's).
  */
-export function isThisProcess(owner: Pick<LockOwner, 'pid' | 'hostname' | 'startTime' | 'pidNamespace'>): boolean {
+export function isThisProcess(owner: Pick<LockOwner, 'pid' | 'hostname' | 'startTime' | 'pidNamespace' | 'bootId'>): boolean {
   const me = selfIdentity()
-  if (owner.pid !== me.pid || owner.hostname !== me.hostname) return false
+  if (owner.pid !== me.pid || !onThisMachine(owner)) return false
   if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) return false
   return !owner.startTime || !me.startTime || owner.startTime === me.startTime
 }

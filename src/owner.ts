@@ -249,13 +249,25 @@ export function pidExists(pid: number): boolean {
 }
 
 /**
+ * True if `owner` was recorded on this machine: the same hostname, or, where the hostname has
+ * changed since (or differs by UTS namespace), the same boot id and the same PID namespace. A
+ * boot id alone is shared by every container on a kernel; with the namespace it is one machine
+ * and one PID numbering, whatever the hostname says.
+ */
+export function onThisMachine(owner: Pick<ProcessIdentity, 'hostname' | 'bootId' | 'pidNamespace'>): boolean {
+  const me = selfIdentity()
+  if (owner.hostname === me.hostname) return true
+  return !!owner.bootId && owner.bootId === me.bootId && !!owner.pidNamespace && owner.pidNamespace === me.pidNamespace
+}
+
+/**
  * Judges a recorded owner. Dead only with proof: same host and either the PID
  * is gone, the PID now belongs to a process with another start time, or the
  * machine has rebooted since. Another host, or anything unknown: alive.
  */
 export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
   const me = selfIdentity()
-  if (owner.hostname !== me.hostname) {
+  if (!onThisMachine(owner)) {
     return { alive: true, foreign: true, reason: `held on another host (${owner.hostname}); it cannot be checked from ${me.hostname}` }
   }
   if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {

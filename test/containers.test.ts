@@ -1,9 +1,12 @@
 // Containers, hostnames and clocks (issue 23): a container's PID 1, a hostname changed under a
 // running holder, a lock file dated in the future. Real namespaces (unshare), real processes.
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePidLockSync, readPidLock } from '../src/index.js'
+import { NOBODY, nobodyCopy } from './helpers/as-nobody.js'
 import { fixtures, makeTempDir, startCommand, type RunningChild } from './helpers/child.js'
 import { eventually } from './helpers/keepers.js'
 
@@ -47,5 +50,68 @@ describe.skipIf(nsReason !== null)("an app that is its PID namespace's init (a c
     expect(await eventually(() => run.child.exitCode !== null, 20_000)).toBe(true)
     expect(run.child.exitCode).toBe(143) // unshare passes its child's exit status on
     expect(existsSync(lock)).toBe(false)
+  })
+})
+
+describe.skipIf(nsReason !== null)('a hostname changed under a holder (same boot, same PID namespace)', () => {
+  it('is judged as this machine: held while it runs, stale once it is SIGKILLed (it was "another host" for ever)', async () => {
+    const lock = join(tmp.dir, 'app.pid')
+    // A new UTS namespace with another hostname; the PID namespace and the boot are the host's.
+    const run = startCommand(unshare!, ['--uts', '/bin/sh', '-c', 'hostname exitguard-elsewhere && exec "$@"', 'sh', process.execPath, join(fixtures, 'pid1.mjs'), lock])
+    children.push(run)
+    await run.waitFor('ready')
+    const pid = Number(run.stdout().split('\n')[0])
+    expect(readPidLock(lock)).toMatchObject({ state: 'held', foreign: false, owner: { pid, hostname: 'exitguard-elsewhere' }, reason: `PID ${pid} is running` })
+    run.child.kill('SIGKILL')
+    await run.done
+    expect(readPidLock(lock)).toMatchObject({ state: 'stale', reason: `no process has PID ${pid}` })
+    acquirePidLockSync(lock).release()
+  })
+})
+
+describe('a clock set back', () => {
+  it('an unreadable lock file dated an hour ahead is stale at once, not held until the clock catches up', () => {
+    const lock = join(tmp.dir, 'app.pid')
+    writeFileSync(lock, 'garbage\n')
+    const hourAhead = new Date(Date.now() + 3_600_000)
+    utimesSync(lock, hourAhead, hourAhead)
+    expect(readPidLock(lock)).toMatchObject({ state: 'stale', reason: expect.stringContaining('in the future (the clock was set back') })
+    using taken = acquirePidLockSync(lock)
+    expect(taken.tookOverFrom).toBeNull()
+    // Just written (or a moment ahead, as mtime rounding gives): still within the grace, held.
+    writeFileSync(join(tmp.dir, 'fresh.pid'), 'garbage\n')
+    expect(readPidLock(join(tmp.dir, 'fresh.pid')).state).toBe('held')
+  })
+})
+
+describe('error codes as documented', () => {
+  it('a Unix socket at the lock path: ENOTFILE (it was ENXIO)', async () => {
+    const lock = join(tmp.dir, 'app.pid')
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(lock, resolve))
+    try {
+      expect(() => acquirePidLockSync(lock)).toThrow(expect.objectContaining({ code: 'ENOTFILE', path: lock, message: expect.stringContaining('is a socket') }))
+      expect(() => readPidLock(lock)).toThrow(expect.objectContaining({ code: 'ENOTFILE' }))
+    } finally {
+      server.close()
+    }
+  })
+
+  it.skipIf(process.getuid?.() !== 0)("a socket directory another user made: EUNSAFE (it was EACCES), for a holder run as uid 65534", async (ctx) => {
+    const copy = nobodyCopy()
+    if (copy.skip !== undefined) return ctx.skip(copy.skip)
+    try {
+      chmodSync(tmp.dir, 0o755)
+      const theirs = join(tmp.dir, 'sockets') // root's, 0700: nobody can't even open it
+      mkdirSync(theirs, { mode: 0o700 })
+      const shared = join(tmp.dir, 'locks')
+      mkdirSync(shared)
+      chmodSync(shared, 0o1777)
+      const script = `import('./dist/esm/index.js').then(({ acquirePidLockSync }) => { try { acquirePidLockSync(${JSON.stringify(join(shared, 'a.pid'))}, { onMessage: () => 1, messaging: { socketDir: ${JSON.stringify(theirs)} } }) } catch (err) { console.log(err.code + ' ' + err.message) } })`
+      const r = spawnSync(process.execPath, ['-e', script], { ...NOBODY, cwd: copy.root, encoding: 'utf8' })
+      expect(r.stdout).toMatch(/^EUNSAFE .*belongs to uid 0/)
+    } finally {
+      copy.cleanup()
+    }
   })
 })

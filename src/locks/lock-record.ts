@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 
 import { basename } from 'node:path'
 import { crypto } from '../builtins.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
-import { inInitialPidNamespace, judgeOwner, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { inInitialPidNamespace, judgeOwner, onThisMachine, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
 import { processDistrust, writerOf } from './record-trust.js'
 
@@ -115,6 +115,8 @@ export function readSnapshot(path: string): Snapshot | null {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return null
+    // open(2) of a Unix socket: ENXIO. It is no lock file, as a FIFO or device is not.
+    if (code === 'ENXIO') throw new ExitguardError('ENOTFILE', `The lock path ${path} is a socket, not a regular file; exitguard will not use it.`, { path, cause: err })
     if (code === 'ELOOP') {
       throw new ExitguardError('ESYMLINK', `The lock path ${path} is a symbolic link; exitguard never follows one there. Remove it or choose another path.`, { path, cause: err })
     }
@@ -205,6 +207,9 @@ function placeholderOwner(pid: number, stats: Stats): LockOwner {
   }
 }
 
+/** How far ahead of the clock an mtime may be and still count as "just now" (rounding, NFS skew). */
+const FUTURE_SLACK_MS = 2000
+
 export interface SnapshotVerdict {
   dead: boolean
   reason: string
@@ -230,6 +235,12 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
   }
   if (snapshot.kind === 'invalid') {
     const age = Date.now() - stats.mtimeMs
+    // Dated ahead by more than any mtime rounding or NFS skew: written before the clock was set
+    // back, at a time that can't be known. The grace is for a file caught mid-write, which this
+    // is not; counting its age from the future would keep it held until the clock caught up.
+    if (age < -FUTURE_SLACK_MS) {
+      return { dead: true, foreign: false, reason: `the lock file holds no valid record and is dated ${Math.round(-age)} ms in the future (the clock was set back since it was written), so its age is unknown` }
+    }
     // Clamped: a file's mtime can be a fraction of a ms ahead of Date.now().
     return Math.max(0, age) >= unreadableGrace
       ? { dead: true, foreign: false, reason: `the lock file holds no valid record and is ${Math.round(age)} ms old` }
@@ -284,7 +295,7 @@ export function heldByThisProcess(snapshot: Snapshot): boolean {
   const me = selfIdentity()
   if (snapshot.owner.pid !== me.pid) return false
   if (snapshot.kind === 'pid') return openInThisProcess(snapshot.stats)
-  return snapshot.kind === 'record' && snapshot.owner.hostname === me.hostname && snapshot.owner.startTime === me.startTime &&
+  return snapshot.kind === 'record' && onThisMachine(snapshot.owner) && snapshot.owner.startTime === me.startTime &&
     (snapshot.owner.pidNamespace ?? null) === (me.pidNamespace ?? null)
 }
 

@@ -55,6 +55,12 @@ export function ensurePrivateDir(dir: string, repair: boolean): void {
       const link = code === 'ELOOP' || isSymlink(dir) // Linux says ENOTDIR for a symlink under O_DIRECTORY
       throw new ExitguardError('EUNSAFE', `The socket directory ${dir} is ${link ? 'a symbolic link' : 'not a directory'}; exitguard will not put a socket there. Remove it, or choose another directory with the socketDir option.`, { path: dir })
     }
+    // Another user's private directory can't even be opened: it is not ours, which is what matters.
+    const uid = process.getuid?.()
+    const theirs = (code === 'EACCES' || code === 'EPERM') && uid !== undefined ? lstatSync(dir, { throwIfNoEntry: false }) : undefined
+    if (theirs && theirs.uid !== uid) {
+      throw new ExitguardError('EUNSAFE', `The socket directory ${dir} belongs to uid ${theirs.uid}, not to this user (uid ${uid}); another user could read or replace the socket. Remove it (as its owner or root), or choose another directory with the socketDir option.`, { path: dir })
+    }
     throw fsError(err, dir, 'open the socket directory', { dir: true })
   }
   try {
