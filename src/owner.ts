@@ -270,11 +270,12 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
   if (!onThisMachine(owner)) {
     return { alive: true, foreign: true, reason: `held on another host (${owner.hostname}); it cannot be checked from ${me.hostname}` }
   }
-  if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {
-    return { alive: true, foreign: true, reason: `held in another PID namespace (${owner.pidNamespace}, e.g. another container) on ${owner.hostname}; its PID can't be checked from here` }
-  }
+  // Before the namespace: no PID namespace outlives a reboot.
   if (owner.bootId && me.bootId && owner.bootId !== me.bootId) {
     return { alive: false, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
+  }
+  if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {
+    return judgeInNamespace(owner) ?? { alive: true, foreign: true, reason: `held in another PID namespace (${owner.pidNamespace}, e.g. another container) on ${owner.hostname}; its PID can't be checked from here` }
   }
   if (!pidExists(owner.pid)) {
     return { alive: false, foreign: false, reason: `no process has PID ${owner.pid}` }
@@ -289,6 +290,73 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
     }
   }
   return { alive: true, foreign: false, reason: `PID ${owner.pid} is running` }
+}
+
+/**
+ * The processes of PID namespace `ns` (as `/proc/self/ns/pid` names it), each as its PID there
+ * (the last `NSpid` entry of /proc/<pid>/status) mapped to its PID here. Only where every process
+ * can be seen: from the host's namespace, as root, with our own /proc; else null, as it is when
+ * any process can't be read.
+ */
+export function namespaceMembers(ns: string): Map<number, number> | null {
+  if (process.platform !== 'linux' || !inInitialPidNamespace() || process.geteuid?.() !== 0 || !procIsOurs()) return null
+  const members = new Map<number, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // /proc/<pid>/status is world-readable; NSpid has one PID per namespace from ours down to its own.
+      const nsPids = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${entry}/status`, 'latin1'))?.[1]?.trim().split(/\s+/) ?? []
+      if (nsPids.length === 1) continue // in our (the host's) namespace
+      let itsNs: string
+      try {
+        itsNs = readlinkSync(`/proc/${entry}/ns/pid`)
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'ENOENT' || code === 'ESRCH') continue
+        return null // a process in some namespace whose name we may not read: it may be the holder
+      }
+      if (itsNs === ns) members.set(Number(nsPids[nsPids.length - 1]), Number(entry))
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ESRCH') return null // can't see every process: can't prove anything
+    }
+  }
+  return members
+}
+
+/**
+ * The PID here of the process that is `pid` in the PID namespace `owner` names: itself in ours,
+ * else as namespaceMembers maps it; undefined where it has none or that can't be seen.
+ */
+export function localPid(owner: Pick<ProcessIdentity, 'pidNamespace'>, pid: number): number | undefined {
+  const ours = selfIdentity().pidNamespace
+  if (!owner.pidNamespace || !ours || owner.pidNamespace === ours) return pid
+  return namespaceMembers(owner.pidNamespace)?.get(pid)
+}
+
+/**
+ * Judges a record from another PID namespace (a container) where every process can be seen
+ * (see namespaceMembers). The holder is the namespace's process with the recorded PID there; its
+ * start time (ticks since this boot, as the holder read it) must match. No process left in the
+ * namespace, or none with that PID there, is proof of death: a container's holder SIGKILLed with
+ * its container, or a namespace whose number has since gone to another, no longer holds the lock
+ * for ever. Null where that can't be told (not root, not the host's namespace, no start time).
+ */
+function judgeInNamespace(owner: ProcessIdentity): OwnerVerdict | null {
+  if (owner.startTime === null || !owner.pidNamespace) return null
+  const members = namespaceMembers(owner.pidNamespace)
+  if (members === null) return null
+  if (members.size === 0) {
+    return { alive: false, foreign: false, reason: `its PID namespace (${owner.pidNamespace}, e.g. a container) has ended: no process is left in it` }
+  }
+  const here = members.get(owner.pid)
+  if (here === undefined) return { alive: false, foreign: false, reason: `no process has PID ${owner.pid} in its PID namespace (${owner.pidNamespace})` }
+  const verdict = judgeOwner({ pid: here, hostname: selfIdentity().hostname, startTime: owner.startTime, bootId: null })
+  const where = `PID ${owner.pid} of its PID namespace (${owner.pidNamespace}; PID ${here} here)`
+  // Still foreign while alive: its PID means another process here, so nothing may act on it.
+  return verdict.alive
+    ? { alive: true, foreign: true, reason: `held in another PID namespace: ${where} is running` }
+    : { alive: false, foreign: false, reason: `${where} ${/reused/.test(verdict.reason) ? 'now belongs to another process' : 'has exited'}` }
 }
 
 function darwinBootTime(): string | null {

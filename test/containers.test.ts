@@ -39,7 +39,7 @@ function childrenOf(pid: number): number[] {
 describe.skipIf(nsReason !== null)("an app that is its PID namespace's init (a container without --init)", () => {
   it('SIGTERM: the handlers release the lock and the app ends with 143, as the kernel ignores the re-raise', async () => {
     const lock = join(tmp.dir, 'app.pid')
-    const run = startCommand(unshare!, ['--pid', '--fork', '--mount-proc', process.execPath, join(fixtures, 'pid1.mjs'), lock])
+    const run = startCommand(unshare!, ['--kill-child', '--pid', '--fork', '--mount-proc', process.execPath, join(fixtures, 'pid1.mjs'), lock])
     children.push(run)
     await run.waitFor('ready')
     expect(run.stdout().split('\n')[0]).toBe('1')
@@ -50,6 +50,24 @@ describe.skipIf(nsReason !== null)("an app that is its PID namespace's init (a c
     expect(await eventually(() => run.child.exitCode !== null, 20_000)).toBe(true)
     expect(run.child.exitCode).toBe(143) // unshare passes its child's exit status on
     expect(existsSync(lock)).toBe(false)
+  })
+})
+
+describe.skipIf(nsReason !== null)("a container's holder, judged from the host", () => {
+  it('held (foreign, nothing acts on it) while it runs; stale once its namespace is gone with it, and taken over (it was held for ever)', async () => {
+    const lock = join(tmp.dir, 'app.pid')
+    const run = startCommand(unshare!, ['--kill-child', '--pid', '--fork', '--mount-proc', process.execPath, join(fixtures, 'pid1.mjs'), lock])
+    children.push(run)
+    await run.waitFor('ready')
+    const [app] = childrenOf(run.pid)
+    const alive = readPidLock(lock)
+    expect(alive).toMatchObject({ state: 'held', foreign: true, owner: { pid: 1 }, reason: expect.stringContaining(`PID 1 of its PID namespace`) })
+    expect(alive.reason).toContain(`PID ${app} here) is running`)
+    process.kill(app!, 'SIGKILL') // its namespace ends with its init
+    await run.done
+    expect(readPidLock(lock)).toMatchObject({ state: 'stale', foreign: false, reason: expect.stringContaining('has ended: no process is left in it') })
+    using taken = acquirePidLockSync(lock)
+    expect(taken.tookOverFrom).toMatchObject({ pid: 1 })
   })
 })
 

@@ -80,6 +80,20 @@ function bystander(): { pid: number; startTime: string; child: RunningChild } {
   return { pid: child.pid, startTime: stat(child.pid)!.startTime, child }
 }
 
+/** The PID of `parent`'s first child once it has exec'd into something other than its parent's program. */
+async function waitForChild(parent: number): Promise<number> {
+  let child = 0
+  await until(() => {
+    try {
+      child = Number(readFileSync(`/proc/${parent}/task/${parent}/children`, 'latin1').trim().split(' ')[0])
+      return child > 0 && cmdline(child) !== cmdline(parent)
+    } catch {
+      return false
+    }
+  }, `PID ${parent} has a child`)
+  return child
+}
+
 function record(pid: number, fields: Record<string, unknown> = {}): string {
   const me = { hostname: hostname(), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), pidNamespace: readlinkSync('/proc/self/ns/pid') }
   const rec = { exitguard: 1, pid, ...me, startTime: '1', createdAt: new Date().toISOString(), command: 'old-daemon', data: null, token: 'feedfeedfeedfeed', ...fields }
@@ -246,10 +260,17 @@ describe.skipIf(!linux)('exitguard stop', () => {
 
   it('refuses what it cannot verify: a bare PID, another host, another PID namespace, a record without start time', async () => {
     const other = bystander()
+    // A live process as PID 1 of a namespace of its own: as root, the host judges it alive there (containers.test.ts).
+    const inner = process.getuid?.() === 0 ? startCommand('/usr/bin/unshare', ['--kill-child', '--pid', '--fork', 'sleep', '60']) : null
+    if (inner) children.push(inner)
+    const innerPid = inner ? await waitForChild(inner.pid) : 0
+    const namespace = inner ? readlinkSync(`/proc/${innerPid}/ns/pid`) : 'pid:[1]'
     const cases: [string, string, string][] = [
       ['bare PID', `${other.pid}\n`, 'the file holds a bare PID without a start time'],
-      ['another host', record(other.pid, { hostname: 'elsewhere', startTime: other.startTime }), 'held on another host (elsewhere)'],
-      ['another namespace', record(other.pid, { pidNamespace: 'pid:[1]', startTime: other.startTime }), 'held in another PID namespace (pid:[1]'],
+      // Another machine has another boot id: with this one's, a changed hostname is still this machine.
+      ['another host', record(other.pid, { hostname: 'elsewhere', bootId: 'another-machine', startTime: other.startTime }), 'held on another host (elsewhere)'],
+      // A namespace the host can't look into: judged from it only as root (see containers.test.ts).
+      ['another namespace', inner ? record(1, { pidNamespace: namespace, startTime: stat(innerPid)!.startTime }) : record(other.pid, { pidNamespace: namespace, startTime: other.startTime }), 'held in another PID namespace'],
       ['no start time', record(other.pid, { startTime: null }), 'its record has no start time'],
     ]
     for (const [what, body, message] of cases) {
@@ -380,7 +401,7 @@ describe.skipIf(!linux)('status --lsb and wait', () => {
     expect((await exitguard(['status', join(dir, 'a-dir'), '--lsb'])).code).toBe(4)
     writeFileSync(lock, 'garbage\n')
     expect((await exitguard(['status', lock, '--lsb'])).code).toBe(4)
-    writeFileSync(lock, record(process.pid, { hostname: 'elsewhere' }))
+    writeFileSync(lock, record(process.pid, { hostname: 'elsewhere', bootId: 'another-machine' }))
     expect((await exitguard(['status', lock, '--lsb'])).code).toBe(4)
   })
 

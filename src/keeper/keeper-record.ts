@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
+import { localPid, pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
 
 /**
  * The keeper in a PID lock record: `"keeper":{"pid":N,"startTime":"…"}`, one optional field of
@@ -25,7 +25,9 @@ export function keeperStillHolds(owner: LockOwner): string | null {
   if (!keeper) return null
   const boot = readBootId()
   if (owner.bootId && boot && owner.bootId !== boot) return null
-  if (!keeperRuns(keeper.pid, keeper.startTime)) return null
+  // A container's keeper, judged from the host: its PID is the namespace's, not ours.
+  const pid = localPid(owner, keeper.pid)
+  if (pid === undefined || !keeperRuns(pid, keeper.startTime)) return null
   return `PID ${owner.pid} has ended and its keeper (PID ${keeper.pid}) is releasing what it held; the lock is free once it is done`
 }
 

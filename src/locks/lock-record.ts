@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 
 import { basename } from 'node:path'
 import { crypto } from '../builtins.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
-import { inInitialPidNamespace, judgeOwner, onThisMachine, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { inInitialPidNamespace, judgeOwner, localPid, onThisMachine, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
 import { processDistrust, writerOf } from './record-trust.js'
 
@@ -258,7 +258,8 @@ export function keeperHolds(snapshot: Snapshot): string | null {
   const { owner } = snapshot
   if (snapshot.kind !== 'record' || !owner.keeper) return null
   const why = keeperStillHolds(owner)
-  return why !== null && processDistrust(writerOf(snapshot.stats), owner.keeper.pid) === null ? why : null
+  const pid = why === null ? undefined : localPid(owner, owner.keeper.pid)
+  return pid !== undefined && processDistrust(writerOf(snapshot.stats), pid) === null ? why : null
 }
 
 /**
