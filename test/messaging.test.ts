@@ -138,6 +138,28 @@ describe('what a sender is told', () => {
     await expect(messageHolder(lockPath, { echo: 'after' })).resolves.toMatchObject({ echo: 'after' })
   })
 
+  it('a handler that returns or throws what cannot be shown or sent: EHANDLER, and the holder lives on', async () => {
+    const h = await holder()
+    // See `hostile` in the fixture: before the fix, each of these but the last ended the holder.
+    const cases = {
+      throwNullProto: '[object Object]',
+      throwToStringThrows: '[object Object]',
+      rejectNullProto: '[object Object]',
+      thenThrows: '[object Object]',
+      messageGetterThrows: '[object Error]',
+      throwRevokedProxy: 'a value that cannot be shown',
+      toJSONThrows: 'the reply is not JSON-serialisable ([object Object])',
+      getterThrowsNull: 'the reply is not JSON-serialisable (null)',
+    }
+    for (const [hostile, said] of Object.entries(cases)) {
+      const err = await messageHolder(lockPath, { hostile }).then(() => null, (e: unknown) => e)
+      expect(err, hostile).toMatchObject({ code: 'EHANDLER', message: expect.stringContaining(said) })
+    }
+    await expect(messageHolder(lockPath, { echo: 'alive' })).resolves.toMatchObject({ echo: 'alive' })
+    expect(h.proc.child.exitCode).toBeNull()
+    expect(h.proc.stderr()).toBe('')
+  })
+
   it('a holder SIGKILLed while handling, and one killed mid-reply: ENOTHELD (it died before it replied)', async () => {
     await holder()
     expect((await send({ die: true })).first).toMatchObject({ ok: false, code: 'ENOTHELD', message: expect.stringContaining('before it replied') })

@@ -23,12 +23,29 @@ export function toJson(value: unknown, maxBytes: number, what: string): string {
   try {
     json = JSON.stringify(value === undefined ? null : value)
   } catch (err) {
-    throw new FrameError('EBADMSG', `the ${what} is not JSON-serialisable (${(err as Error).message})`)
+    throw new FrameError('EBADMSG', `the ${what} is not JSON-serialisable (${describeThrown(err)})`)
   }
   if (json === undefined) throw new FrameError('EBADMSG', `the ${what} is not JSON-serialisable`)
   const length = Buffer.byteLength(json)
   if (length > maxBytes) throw new FrameError('ETOOBIG', `the ${what} is ${length} bytes of JSON, more than the limit of ${maxBytes}`)
   return json
+}
+
+/**
+ * What a thrown value says: an Error's message, else its string form. Never throws: the value
+ * may be anything (a null-prototype object, a throwing getter or toString, a revoked proxy).
+ */
+export function describeThrown(value: unknown): string {
+  try {
+    const text = value instanceof Error ? value.message : value
+    return typeof text === 'string' ? text : String(text)
+  } catch {
+    try {
+      return Object.prototype.toString.call(value) // "[object Object]"
+    } catch {
+      return 'a value that cannot be shown'
+    }
+  }
 }
 
 /** One frame holding the JSON text `json`. */
