@@ -57,6 +57,14 @@ const frame = (json: string) => {
   head.writeUInt32BE(body.length)
   return Buffer.concat([head, body])
 }
+/** How many descriptors `pid` has open, once at most `target` (polled, up to 20 s: closes take a moment). */
+async function openFds(pid: number, target = Infinity): Promise<number> {
+  for (let i = 0; ; i++) {
+    const now = readdirSync(`/proc/${pid}/fd`).length
+    if (now <= target || i === 200) return now
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
 const decode = (bytes: Buffer) => JSON.parse(bytes.subarray(4).toString()) as { ok: boolean; code?: string; message?: string; reply?: unknown }
 
 describe('round trip', () => {
@@ -200,6 +208,43 @@ describe('concurrency and limits', () => {
     const later = Promise.all(Array.from({ length: 20 }, (_, i) => messageHolder(lockPath, { echo: i }, { timeout: 30_000 })))
     for (const c of slots) c.destroy()
     expect((await later).map((r) => (r as { echo: number }).echo)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+  })
+
+  it('a flood of 3000 raw senders: the cap holds, EBUSY comes at once, every one gets a frame, and the holder lets go of every descriptor', async () => {
+    // No deadline to speak of: whatever the holder leaves open stays open.
+    const h = await holder({ messaging: { socketDir, maxConnections: 4, maxPending: 16, timeout: 2 ** 31 - 1 } })
+    const before = await openFds(h.pid)
+    // All 4 slots held by handlers that wait for SIGUSR2; the flood's first 16 wait for a slot.
+    const gates = Array.from({ length: 4 }, () => raw(h.socket, frame('{"exitguard":1,"pid":1,"uid":0,"message":{"gate":true}}')))
+    await h.proc.waitFor('gated 4')
+    const count = 3000
+    const flood = startNode(fixture, ['flood', h.socket, String(count), String(count - 16)])
+    running.push(flood)
+    // Every sender past the 16 is refused while no slot has freed yet: the refusal waits for nothing.
+    await flood.waitFor('refused')
+    h.proc.child.kill('SIGUSR2')
+    const r = await flood.done
+    expect(r.stderr).toBe('')
+    const tally = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>
+    expect(tally).toMatchObject({ ok: 16, EBUSY: count - 16, none: 0 })
+    for (const g of await Promise.all(gates)) expect(decode(g)).toMatchObject({ ok: true })
+    await expect(messageHolder(lockPath, { stats: true })).resolves.toEqual({ maxInFlight: 4 })
+    // Back to what it had open before (the last closes may still be on their way).
+    expect(await openFds(h.pid, before)).toBeLessThanOrEqual(before)
+  })
+
+  it('a sender that stays connected after its reply does not keep the holder\'s descriptor', async () => {
+    const h = await holder({ messaging: { socketDir, timeout: 2 ** 31 - 1 } })
+    const before = await openFds(h.pid)
+    // Half-open: it reads the reply to its EOF and never closes its own side.
+    const c = createConnection({ path: h.socket, allowHalfOpen: true }, () => c.write(frame('{"exitguard":1,"pid":1,"uid":0,"message":{"echo":"stay"}}')))
+    const chunks: Buffer[] = []
+    c.on('data', (chunk: Buffer) => chunks.push(chunk))
+    await new Promise((resolve) => c.once('end', resolve))
+    expect(decode(Buffer.concat(chunks))).toMatchObject({ ok: true, reply: { echo: 'stay' } })
+    const now = await openFds(h.pid, before)
+    c.destroy()
+    expect(now).toBeLessThanOrEqual(before)
   })
 
   it('garbage, non-protocol JSON and oversized input get an error reply; a silent client is cut at the deadline; the holder is unaffected', async () => {

@@ -169,6 +169,10 @@ export class Listener {
     if (this.#connections.size < this.opts.maxConnections) return this.#serve(socket)
     if (this.#pending.size < this.opts.maxPending) return void this.#pending.add(socket)
     socket.end(errorFrame('EBUSY', `the holder is serving ${this.opts.maxConnections} connections with ${this.opts.maxPending} more waiting; try again`))
+    // Read (and drop) what it sends, so its EOF is seen and it closes when the sender does:
+    // paused, it stayed open until the deadline. Not closed at once: the sender's own write
+    // would then fail (EPIPE) before it read the refusal.
+    socket.resume()
   }
 
   /** A slot is free: serve the oldest waiting connection. */
@@ -189,11 +193,12 @@ export class Listener {
       } catch (err) {
         socket.off('data', onData)
         const e = err as FrameError
-        return void socket.end(errorFrame(e.code, e.message))
+        return void socket.end(errorFrame(e.code, e.message)) // still read and dropped: closed at its EOF
       }
       if (!frame) return
       socket.off('data', onData)
-      void this.#answer(frame.value).then((reply) => socket.end(reply))
+      // The request is all in, so the sender writes no more: close once the reply is flushed.
+      void this.#answer(frame.value).then((reply) => socket.end(reply, () => socket.destroy()))
     }
     socket.on('data', onData)
     socket.resume()
