@@ -247,6 +247,28 @@ describe('concurrency and limits', () => {
     expect(now).toBeLessThanOrEqual(before)
   })
 
+  it('a sender that drips its frame a byte at a time is cut at the deadline, and its slot goes to the next', async () => {
+    const h = await holder({ messaging: { socketDir, maxConnections: 1, timeout: 1000 } })
+    // 2,000 bytes at one per 10 ms would take 20 s: far past the 1 s deadline, which runs
+    // from accept however steadily bytes come (an idle timeout would never cut it).
+    const request = frame(`{"exitguard":1,"pid":1,"uid":0,"message":"${'d'.repeat(2000 - 44)}"}`)
+    let sent = 0
+    const got: Buffer[] = []
+    const dripper = createConnection(h.socket, () => {
+      const drip = setInterval(() => (sent < request.length ? dripper.write(request.subarray(sent, ++sent)) : clearInterval(drip)), 10)
+      dripper.on('close', () => clearInterval(drip))
+    })
+    dripper.on('data', (c: Buffer) => got.push(c))
+    dripper.on('error', () => {})
+    // The only slot is the dripper's: this one waits for it.
+    const next = messageHolder(lockPath, { echo: 'next' }, { timeout: 30_000 })
+    await new Promise((resolve) => dripper.on('close', resolve))
+    expect(sent).toBeGreaterThan(4) // it was dripping the body, not silent
+    expect(sent).toBeLessThan(request.length) // and was cut before the end
+    expect(Buffer.concat(got).length).toBe(0)
+    await expect(next).resolves.toMatchObject({ echo: 'next' })
+  })
+
   it('garbage, non-protocol JSON and oversized input get an error reply; a silent client is cut at the deadline; the holder is unaffected', async () => {
     const h = await holder({ messaging: { socketDir, timeout: 300, maxBytes: 1000 } })
     expect(decode(await raw(h.socket, frame('{not json')))).toMatchObject({ ok: false, code: 'EBADMSG', message: expect.stringContaining('not valid JSON') })
