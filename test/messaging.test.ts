@@ -24,8 +24,8 @@ afterEach(() => {
 })
 
 /** Starts a holder child (socket in this test's dir unless told otherwise) and waits for "ready". */
-async function holder(options: Record<string, unknown> = {}, how = 'signal') {
-  const child = startNode(fixture, ['hold', lockPath, JSON.stringify({ messaging: { socketDir }, ...options }), how])
+async function holder(options: Record<string, unknown> = {}, how = 'signal', execArgv: string[] = []) {
+  const child = startNode(fixture, ['hold', lockPath, JSON.stringify({ messaging: { socketDir }, ...options }), how], { execArgv })
   running.push(child)
   await child.waitFor()
   const info = JSON.parse(child.stdout().split('\n')[0]!) as { pid: number; socket: string; tookOverFrom: number | null }
@@ -267,6 +267,22 @@ describe('concurrency and limits', () => {
     // The only slot is free again. (Not sent meanwhile: a waiting sender's deadline runs from
     // its own accept, so it would be cut about when the dripper is.)
     await expect(messageHolder(lockPath, { echo: 'next' })).resolves.toMatchObject({ echo: 'next' })
+  })
+
+  it('frames dripped in small chunks cost the holder about the bytes received, not a buffer per chunk', async () => {
+    // 64 connections (the default cap; one more slot asks) each drip 24 KiB of a 1 MiB frame
+    // in 16-byte chunks. Kept chunk by chunk, that cost ~12x what was sent (8-byte chunks: ~23x).
+    const h = await holder({ messaging: { socketDir, maxConnections: 65, timeout: 600_000 } }, 'signal', ['--expose-gc'])
+    const live = async () => ((await messageHolder(lockPath, { memory: true })) as { live: number }).live
+    const before = await live()
+    const sent = 64 * 24 * 1024
+    const drip = startNode(fixture, ['drip', h.socket, '64', String(1024 * 1024), String(24 * 1024), '16'])
+    running.push(drip)
+    await drip.waitFor(JSON.stringify({ sent }))
+    const grew = (await live()) - before
+    // Held while measured (the frames are not whole): twice over at most, by the doubling
+    // buffers, not the 1 MiB each claims; plus room for the 64 sockets themselves.
+    expect(grew).toBeLessThan(3 * sent + 1024 * 1024)
   })
 
   it('garbage, non-protocol JSON and oversized input get an error reply; a silent client is cut at the deadline; the holder is unaffected', async () => {
