@@ -24,8 +24,8 @@ afterEach(() => {
 })
 
 /** Starts a holder child (socket in this test's dir unless told otherwise) and waits for "ready". */
-async function holder(options: Record<string, unknown> = {}, how = 'signal') {
-  const child = startNode(fixture, ['hold', lockPath, JSON.stringify({ messaging: { socketDir }, ...options }), how])
+async function holder(options: Record<string, unknown> = {}, how = 'signal', execArgv: string[] = []) {
+  const child = startNode(fixture, ['hold', lockPath, JSON.stringify({ messaging: { socketDir }, ...options }), how], { execArgv })
   running.push(child)
   await child.waitFor()
   const info = JSON.parse(child.stdout().split('\n')[0]!) as { pid: number; socket: string; tookOverFrom: number | null }
@@ -56,6 +56,14 @@ const frame = (json: string) => {
   const head = Buffer.alloc(4)
   head.writeUInt32BE(body.length)
   return Buffer.concat([head, body])
+}
+/** How many descriptors `pid` has open, once at most `target` (polled, up to 20 s: closes take a moment). */
+async function openFds(pid: number, target = Infinity): Promise<number> {
+  for (let i = 0; ; i++) {
+    const now = readdirSync(`/proc/${pid}/fd`).length
+    if (now <= target || i === 200) return now
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 const decode = (bytes: Buffer) => JSON.parse(bytes.subarray(4).toString()) as { ok: boolean; code?: string; message?: string; reply?: unknown }
 
@@ -138,6 +146,28 @@ describe('what a sender is told', () => {
     await expect(messageHolder(lockPath, { echo: 'after' })).resolves.toMatchObject({ echo: 'after' })
   })
 
+  it('a handler that returns or throws what cannot be shown or sent: EHANDLER, and the holder lives on', async () => {
+    const h = await holder()
+    // See `hostile` in the fixture: before the fix, each of these but the last ended the holder.
+    const cases = {
+      throwNullProto: '[object Object]',
+      throwToStringThrows: '[object Object]',
+      rejectNullProto: '[object Object]',
+      thenThrows: '[object Object]',
+      messageGetterThrows: '[object Error]',
+      throwRevokedProxy: 'a value that cannot be shown',
+      toJSONThrows: 'the reply is not JSON-serialisable ([object Object])',
+      getterThrowsNull: 'the reply is not JSON-serialisable (null)',
+    }
+    for (const [hostile, said] of Object.entries(cases)) {
+      const err = await messageHolder(lockPath, { hostile }).then(() => null, (e: unknown) => e)
+      expect(err, hostile).toMatchObject({ code: 'EHANDLER', message: expect.stringContaining(said) })
+    }
+    await expect(messageHolder(lockPath, { echo: 'alive' })).resolves.toMatchObject({ echo: 'alive' })
+    expect(h.proc.child.exitCode).toBeNull()
+    expect(h.proc.stderr()).toBe('')
+  })
+
   it('a holder SIGKILLed while handling, and one killed mid-reply: ENOTHELD (it died before it replied)', async () => {
     await holder()
     expect((await send({ die: true })).first).toMatchObject({ ok: false, code: 'ENOTHELD', message: expect.stringContaining('before it replied') })
@@ -178,6 +208,81 @@ describe('concurrency and limits', () => {
     const later = Promise.all(Array.from({ length: 20 }, (_, i) => messageHolder(lockPath, { echo: i }, { timeout: 30_000 })))
     for (const c of slots) c.destroy()
     expect((await later).map((r) => (r as { echo: number }).echo)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+  })
+
+  it('a flood of 3000 raw senders: the cap holds, EBUSY comes at once, every one gets a frame, and the holder lets go of every descriptor', async () => {
+    // No deadline to speak of: whatever the holder leaves open stays open.
+    const h = await holder({ messaging: { socketDir, maxConnections: 4, maxPending: 16, timeout: 2 ** 31 - 1 } })
+    const before = await openFds(h.pid)
+    // All 4 slots held by handlers that wait for SIGUSR2; the flood's first 16 wait for a slot.
+    const gates = Array.from({ length: 4 }, () => raw(h.socket, frame('{"exitguard":1,"pid":1,"uid":0,"message":{"gate":true}}')))
+    await h.proc.waitFor('gated 4')
+    const count = 3000
+    const flood = startNode(fixture, ['flood', h.socket, String(count), String(count - 16)])
+    running.push(flood)
+    // Every sender past the 16 is refused while no slot has freed yet: the refusal waits for nothing.
+    await flood.waitFor('refused')
+    h.proc.child.kill('SIGUSR2')
+    const r = await flood.done
+    expect(r.stderr).toBe('')
+    const tally = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>
+    expect(tally).toMatchObject({ ok: 16, EBUSY: count - 16, none: 0 })
+    for (const g of await Promise.all(gates)) expect(decode(g)).toMatchObject({ ok: true })
+    await expect(messageHolder(lockPath, { stats: true })).resolves.toEqual({ maxInFlight: 4 })
+    // Back to what it had open before (the last closes may still be on their way).
+    expect(await openFds(h.pid, before)).toBeLessThanOrEqual(before)
+  })
+
+  it('a sender that stays connected after its reply does not keep the holder\'s descriptor', async () => {
+    const h = await holder({ messaging: { socketDir, timeout: 2 ** 31 - 1 } })
+    const before = await openFds(h.pid)
+    // Half-open: it reads the reply to its EOF and never closes its own side.
+    const c = createConnection({ path: h.socket, allowHalfOpen: true }, () => c.write(frame('{"exitguard":1,"pid":1,"uid":0,"message":{"echo":"stay"}}')))
+    const chunks: Buffer[] = []
+    c.on('data', (chunk: Buffer) => chunks.push(chunk))
+    await new Promise((resolve) => c.once('end', resolve))
+    expect(decode(Buffer.concat(chunks))).toMatchObject({ ok: true, reply: { echo: 'stay' } })
+    const now = await openFds(h.pid, before)
+    c.destroy()
+    expect(now).toBeLessThanOrEqual(before)
+  })
+
+  it('a sender that drips its frame a byte at a time is cut at the deadline, and its slot goes to the next', async () => {
+    const h = await holder({ messaging: { socketDir, maxConnections: 1, timeout: 1000 } })
+    // 2,000 bytes at one per 10 ms would take 20 s: far past the 1 s deadline, which runs
+    // from accept however steadily bytes come (an idle timeout would never cut it).
+    const request = frame(`{"exitguard":1,"pid":1,"uid":0,"message":"${'d'.repeat(2000 - 44)}"}`)
+    let sent = 0
+    const got: Buffer[] = []
+    const dripper = createConnection(h.socket, () => {
+      const drip = setInterval(() => (sent < request.length ? dripper.write(request.subarray(sent, ++sent)) : clearInterval(drip)), 10)
+      dripper.on('close', () => clearInterval(drip))
+    })
+    dripper.on('data', (c: Buffer) => got.push(c))
+    dripper.on('error', () => {})
+    await new Promise((resolve) => dripper.on('close', resolve))
+    expect(sent).toBeGreaterThan(4) // it was dripping the body, not silent
+    expect(sent).toBeLessThan(request.length) // and was cut before the end
+    expect(Buffer.concat(got).length).toBe(0)
+    // The only slot is free again. (Not sent meanwhile: a waiting sender's deadline runs from
+    // its own accept, so it would be cut about when the dripper is.)
+    await expect(messageHolder(lockPath, { echo: 'next' })).resolves.toMatchObject({ echo: 'next' })
+  })
+
+  it('frames dripped in small chunks cost the holder about the bytes received, not a buffer per chunk', async () => {
+    // 64 connections (the default cap; one more slot asks) each drip 24 KiB of a 1 MiB frame
+    // in 16-byte chunks. Kept chunk by chunk, that cost ~12x what was sent (8-byte chunks: ~23x).
+    const h = await holder({ messaging: { socketDir, maxConnections: 65, timeout: 600_000 } }, 'signal', ['--expose-gc'])
+    const live = async () => ((await messageHolder(lockPath, { memory: true })) as { live: number }).live
+    const before = await live()
+    const sent = 64 * 24 * 1024
+    const drip = startNode(fixture, ['drip', h.socket, '64', String(1024 * 1024), String(24 * 1024), '16'])
+    running.push(drip)
+    await drip.waitFor(JSON.stringify({ sent }))
+    const grew = (await live()) - before
+    // Held while measured (the frames are not whole): twice over at most, by the doubling
+    // buffers, not the 1 MiB each claims; plus room for the 64 sockets themselves.
+    expect(grew).toBeLessThan(3 * sent + 1024 * 1024)
   })
 
   it('garbage, non-protocol JSON and oversized input get an error reply; a silent client is cut at the deadline; the holder is unaffected', async () => {

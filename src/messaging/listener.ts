@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
 import { warn } from '../locks/lock-guard.js'
 import { onExit, type Registration } from '../exit/registry.js'
-import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
+import { DEFAULT_MAX_BYTES, FrameError, FrameReader, describeThrown, frameOf, toJson } from './frame.js'
 import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
 
 /**
@@ -169,6 +169,10 @@ export class Listener {
     if (this.#connections.size < this.opts.maxConnections) return this.#serve(socket)
     if (this.#pending.size < this.opts.maxPending) return void this.#pending.add(socket)
     socket.end(errorFrame('EBUSY', `the holder is serving ${this.opts.maxConnections} connections with ${this.opts.maxPending} more waiting; try again`))
+    // Read (and drop) what it sends, so its EOF is seen and it closes when the sender does:
+    // paused, it stayed open until the deadline. Not closed at once: the sender's own write
+    // would then fail (EPIPE) before it read the refusal.
+    socket.resume()
   }
 
   /** A slot is free: serve the oldest waiting connection. */
@@ -189,37 +193,41 @@ export class Listener {
       } catch (err) {
         socket.off('data', onData)
         const e = err as FrameError
-        return void socket.end(errorFrame(e.code, e.message))
+        return void socket.end(errorFrame(e.code, e.message)) // still read and dropped: closed at its EOF
       }
       if (!frame) return
       socket.off('data', onData)
-      void this.#answer(frame.value).then((reply) => socket.end(reply))
+      // The request is all in, so the sender writes no more: close once the reply is flushed.
+      void this.#answer(frame.value).then((reply) => socket.end(reply, () => socket.destroy()))
     }
     socket.on('data', onData)
     socket.resume()
   }
 
-  /** The reply frame for one request; never rejects. */
+  /**
+   * The reply frame for one request. Never rejects, whatever the handler returns or throws:
+   * a rejection here would be unhandled and end the holder's process.
+   */
   async #answer(request: unknown): Promise<Buffer> {
-    const r = request as { exitguard?: unknown; pid?: unknown; uid?: unknown; message?: unknown } | null
-    if (r === null || typeof r !== 'object' || r.exitguard !== 1 || !Number.isSafeInteger(r.pid) || !(r.uid === null || Number.isSafeInteger(r.uid)) || !('message' in r)) {
-      return errorFrame('EBADMSG', 'the message is not an exitguard request ({"exitguard":1,"pid":…,"uid":…,"message":…})')
-    }
-    if (!this.#active) return errorFrame('ENOTHELD', 'this process does not hold the lock (yet or any more)')
-    let reply: unknown
     try {
-      reply = await this.handler(r.message, { pid: r.pid as number, uid: r.uid as number | null })
-    } catch (err) {
-      // The message only: a stack would show the holder's source paths to the sender.
-      const text = err instanceof Error ? err.message : String(err)
-      return errorFrame('EHANDLER', text.length > 1000 ? text.slice(0, 997) + '...' : text)
-    }
-    try {
+      const r = request as { exitguard?: unknown; pid?: unknown; uid?: unknown; message?: unknown } | null
+      if (r === null || typeof r !== 'object' || r.exitguard !== 1 || !Number.isSafeInteger(r.pid) || !(r.uid === null || Number.isSafeInteger(r.uid)) || !('message' in r)) {
+        return errorFrame('EBADMSG', 'the message is not an exitguard request ({"exitguard":1,"pid":…,"uid":…,"message":…})')
+      }
+      if (!this.#active) return errorFrame('ENOTHELD', 'this process does not hold the lock (yet or any more)')
+      let reply: unknown
+      try {
+        reply = await this.handler(r.message, { pid: r.pid as number, uid: r.uid as number | null })
+      } catch (err) {
+        // The message only: a stack would show the holder's source paths to the sender.
+        const text = describeThrown(err)
+        return errorFrame('EHANDLER', text.length > 1000 ? text.slice(0, 997) + '...' : text)
+      }
       // The cap is on the reply itself, as the sender's is on its message.
       return frameOf(`{"ok":true,"reply":${toJson(reply, this.opts.maxBytes, 'reply')}}`)
     } catch (err) {
-      const e = err as FrameError
-      return errorFrame(e.code === 'ETOOBIG' ? 'ETOOBIG' : 'EHANDLER', `the handler's reply could not be sent: ${e.message}`)
+      const code = err instanceof FrameError && err.code === 'ETOOBIG' ? 'ETOOBIG' : 'EHANDLER'
+      return errorFrame(code, `the handler's reply could not be sent: ${describeThrown(err)}`)
     }
   }
 }
