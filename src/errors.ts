@@ -111,6 +111,14 @@ export function checkFilePath(name: string, path: string): void {
 }
 
 function describe(value: unknown): string {
+  try {
+    return describeValue(value)
+  } catch {
+    return 'a value that cannot be inspected' // a revoked Proxy, a throwing getter
+  }
+}
+
+function describeValue(value: unknown): string {
   if (value === null) return 'null'
   if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value)

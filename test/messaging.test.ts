@@ -484,3 +484,11 @@ describe('documented defaults', () => {
     }
   })
 })
+
+describe('the sender, with values that resist inspection', () => {
+  it('a revoked Proxy as the message: a typed ERR_INVALID_ARG_VALUE, not a raw TypeError', async () => {
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    await expect(messageHolder('/nonexistent/exitguard-test.pid', proxy)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('cannot be inspected') })
+  })
+})
