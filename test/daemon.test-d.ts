@@ -4,7 +4,7 @@ import { signalHolder, stopHolder, type LockOwner, type SignalResult, type StopH
 test('daemon types', () => {
   expectTypeOf(stopHolder).returns.toEqualTypeOf<Promise<StopResult>>()
   expectTypeOf(signalHolder).returns.toEqualTypeOf<SignalResult>()
-  expectTypeOf<StopResult['how']>().toEqualTypeOf<'not-running' | 'signal' | 'kill' | 'timeout'>()
+  expectTypeOf<StopResult['how']>().toEqualTypeOf<'not-running' | 'signal' | 'kill' | 'keeper' | 'timeout'>()
   expectTypeOf<StopResult['owner']>().toEqualTypeOf<LockOwner | null>()
   expectTypeOf<StopResult['pid']>().toEqualTypeOf<number | null>()
   expectTypeOf<StopHolderOptions['signal']>().toEqualTypeOf<NodeJS.Signals | number | undefined>()

@@ -31,3 +31,9 @@ test('PID lock types', () => {
   // @ts-expect-error wait is a number of milliseconds
   acquirePidLockSync('/tmp/x.pid', { wait: true })
 })
+
+test('readPidLock says who wrote the record and whether it may be acted on', () => {
+  expectTypeOf<Extract<PidLockStatus, { state: 'held' }>['fileOwner']>().toEqualTypeOf<number | null>()
+  expectTypeOf<Extract<PidLockStatus, { state: 'stale' }>['untrusted']>().toEqualTypeOf<string | null>()
+  expectTypeOf<Extract<PidLockStatus, { state: 'free' }>['untrusted']>().toEqualTypeOf<undefined>()
+})
