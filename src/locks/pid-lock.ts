@@ -3,6 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, keeperHolds, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
 import { checkSocket, recordDistrust, removeDeadSocket, writerOf } from './record-trust.js'
+import { openReadersDir, readerFiles, readersDirOf, removeReadersDirIfEmpty } from './readers-dir.js'
 import { describeOwner, inInitialPidNamespace, judgeOwner, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
@@ -41,6 +42,17 @@ export interface PidLockOptions<D = unknown> {
   onMessage?: MessageHandler | undefined
   /** How to listen (socket directory, size cap, connections, deadline); only with `onMessage`. */
   messaging?: ListenOptions | undefined
+  /**
+   * Take a shared lock: any number of shared holders at once, or one exclusive holder (any
+   * acquire without `shared`). Each shared holder's record is a PID lock of its own in
+   * `<path>.readers/`; see docs/shared-locks.md.
+   */
+  shared?: boolean | undefined
+  /**
+   * A semaphore: at most `slots` holders at once, each holding one of the PID lock files
+   * `<path>.slot1` … `<path>.slot<N>` (`lock.slot` says which). From 1 to 1000.
+   */
+  slots?: number | undefined
 }
 
 /** Options of the async face: the sync ones plus an AbortSignal for the wait. */
@@ -135,6 +147,8 @@ export class PidLock<D = unknown> extends LockGuard {
   readonly #listener: Listener | null
   /** The keeper's copy (keeper option on): it unlinks the file if this process is killed. */
   readonly #keeper: KeeperHold | null
+  #slot: number | null = null
+  #shared = false
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
   constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null, keeper: Keeper | null = null) {
@@ -151,6 +165,23 @@ export class PidLock<D = unknown> extends LockGuard {
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
     this.#listener = listener
     listener?.activate()
+  }
+
+  /** Which slot this lock holds (the `slots` option: `<path>.slot<N>` is `path`), else null. */
+  get slot(): number | null {
+    return this.#slot
+  }
+
+  /** True for a shared holder (the `shared` option); `path` is then its record in `<lock>.readers/`. */
+  get shared(): boolean {
+    return this.#shared
+  }
+
+  /** @internal Set once, at acquire. */
+  setMode(mode: { slot?: number; shared?: boolean }): this {
+    this.#slot = mode.slot ?? null
+    this.#shared = mode.shared ?? false
+    return this
   }
 
   /** @internal Checks the file is still ours; reports once if not. */
@@ -215,7 +246,7 @@ export function acquirePidLockSync(path: string, options: PidLockOptions = {}): 
     throw new ExitguardError('ESYNC', 'acquirePidLockSync cannot honour an AbortSignal; use acquirePidLock for an abortable wait.')
   }
   const opts = validate(path, options, true)
-  const attempt = new Attempt(opts.path, opts)
+  const attempt = new Contender(opts)
   const started = Date.now()
   try {
     for (;;) {
@@ -245,9 +276,9 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
   const { signal } = options
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   signal?.throwIfAborted()
-  const attempt = new Attempt(opts.path, opts)
+  const attempt = new Contender(opts)
   const started = Date.now()
-  let watcher: FSWatcher | null = null
+  const watchers: FSWatcher[] = []
   try {
     let result = attempt.try()
     if (result instanceof PidLock || opts.wait <= 0) {
@@ -257,17 +288,30 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
     let wake: (() => void) | null = null
     const base = basename(opts.path)
     try {
-      // Wakes us the moment the lock file goes away; the poll below covers a holder's death.
-      watcher = watch(dirname(opts.path), { persistent: false }, (_event, name) => {
-        if (name === null || name === base) wake?.()
+      // Wakes us the moment the lock file (or a slot, or the shared holders' directory) changes;
+      // the poll below covers a holder's death.
+      const watcher = watch(dirname(opts.path), { persistent: false }, (_event, name) => {
+        if (name === null || name === base || name.startsWith(`${base}.slot`) || name === `${base}.readers`) wake?.()
       })
-      watcher.on('error', () => {})
+      watchers.push(watcher.on('error', () => {}))
     } catch {
-      watcher = null // no inotify here (e.g. some network file systems): the poll alone serves
+      // no inotify here (e.g. some network file systems): the poll alone serves
+    }
+    let readersWatched = opts.shared || opts.slots !== undefined
+    const watchReaders = () => {
+      // An exclusive holder waiting for shared ones to go: their records are in a subdirectory.
+      if (readersWatched) return
+      try {
+        watchers.push(watch(readersDirOf(opts.path), { persistent: false }, () => wake?.()).on('error', () => {}))
+        readersWatched = true
+      } catch {
+        // no directory (yet), or no inotify: the poll serves
+      }
     }
     while (!(result instanceof PidLock)) {
       const left = opts.wait - (Date.now() - started)
       if (left <= 0) throw heldError(opts, result, started)
+      watchReaders()
       await new Promise<void>((resolveWait, rejectWait) => {
         const done = () => {
           clearTimeout(timer)
@@ -283,7 +327,7 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
     }
     return result
   } finally {
-    watcher?.close()
+    for (const watcher of watchers) watcher.close()
     attempt.close()
   }
 }
@@ -394,8 +438,29 @@ function validate(path: string, options: PidLockOptions, creates = false): Valid
   } else if (opts.messaging !== undefined) {
     throw invalidArgValue('messaging', opts.messaging, 'needs onMessage (the handler the messages go to)')
   }
+  validateMode(opts, path)
   return opts
 }
+
+/** The `shared` and `slots` options, and what they can't be combined with. */
+function validateMode(opts: Validated, path: string): void {
+  if (opts.shared !== undefined && typeof opts.shared !== 'boolean') throw invalidArgType('shared', 'a boolean', opts.shared)
+  const { slots } = opts
+  if (slots !== undefined && (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > MAX_SLOTS)) {
+    throw invalidArgValue('slots', slots, `must be a whole number from 1 to ${MAX_SLOTS}`)
+  }
+  if (!opts.shared && slots === undefined) return
+  const mode = opts.shared ? 'shared' : 'slots'
+  if (opts.shared && slots !== undefined) throw invalidArgValue('slots', slots, 'cannot be combined with shared')
+  if (opts.pidOnly) throw invalidArgValue(mode, opts[mode], 'cannot be combined with pidOnly: a bare PID file has no room for the other holders')
+  // messageHolder(path) addresses the one holder of path; which of several would it be?
+  if (opts.onMessage !== undefined) throw invalidArgValue(mode, opts[mode], 'cannot be combined with onMessage')
+  const bytes = Buffer.byteLength(basename(opts.path)) + `.slot${MAX_SLOTS}`.length
+  if (slots !== undefined && bytes > MAX_LOCK_NAME) throw invalidArgValue('path', path, `has a file name too long for slots: with ".slot${MAX_SLOTS}" it takes ${bytes} bytes, more than ${MAX_LOCK_NAME}`)
+}
+
+/** The most slots a semaphore may have: each is a file, and a full one is tried in turn. */
+const MAX_SLOTS = 1000
 
 function heldError(opts: Validated, held: Held, started: number): LockHeldError {
   const { snapshot } = held
@@ -405,6 +470,17 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     opts.wait > 0
       ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: afterWait })
       : new LockHeldError(opts.path, snapshot.owner, { message })
+  if (opts.slots !== undefined) {
+    const holders = slotHolders(opts.path, opts.slots, opts.unreadableGrace)
+    return refuse(`All ${opts.slots} slots of the lock ${opts.path} are held: ${holders.join('; ')}. Wait for one to finish (--wait), or raise the number of slots.`)
+  }
+  if (snapshot.path.startsWith(`${readersDirOf(opts.path)}/`)) {
+    const count = readerFiles(opts.path).length
+    return refuse(`The lock ${opts.path} is held shared by ${describeOwner(snapshot.owner)}${count > 1 ? ` and up to ${count - 1} more` : ''}; an exclusive holder waits until every shared one has released it.`)
+  }
+  if (opts.shared && snapshot.kind === 'record' && snapshot.path === opts.path && !heldByThisProcess(snapshot)) {
+    return refuse(`The lock ${opts.path} is held exclusively by ${describeOwner(snapshot.owner)}; shared holders wait until it has released it.`)
+  }
   if (snapshot.kind === 'invalid') {
     // No PID to name (and "kill 0" would signal the caller's own process group).
     return refuse(`The lock file ${opts.path} holds no valid record (empty or unreadable, last written ${snapshot.owner.createdAt}). It counts as stale once it is ${opts.unreadableGrace} ms old; if no process uses it, remove it.`)
@@ -466,6 +542,11 @@ class Attempt {
   /** This thread's keeper, named in our record as co-holder (not for pidOnly: a bare PID can't name it). */
   readonly #keeper: Keeper | null
 
+  /** Our record's token (a shared holder's record is named after it). */
+  get token(): string {
+    return this.#owner.token
+  }
+
   /** The id our record has once read back (see lock-record's Snapshot.id). */
   get #id(): string {
     return this.opts.pidOnly ? '' : `t${this.#owner.token}`
@@ -509,30 +590,46 @@ class Attempt {
     }
   }
 
-  /** One try: returns the lock, or who holds it. */
-  try(): PidLock | Held {
+  /**
+   * One try at the lock file `target` (the lock, or one of its slots: see slots.ts): returns
+   * the lock, or who holds it.
+   */
+  try(target = this.path): PidLock | Held {
     let busy = 0
     for (let round = 0; ; round++) {
-      if (this.#link(this.path)) return this.#won(null)
-      const snapshot = readSnapshot(this.path)
+      if (this.#link(target)) return this.#won(target, null)
+      const snapshot = readSnapshot(target)
       if (!snapshot) continue // released between our link and our read: try again
       // NFS can report EEXIST for a link that did happen (a retried RPC): the record is ours.
-      if (snapshot.id === this.#id) return this.#won(null)
+      if (snapshot.id === this.#id) return this.#won(target, null)
       const verdict = judgeSnapshot(snapshot, this.opts.unreadableGrace)
       if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign }
-      const outcome = this.#replaceDead(this.path, snapshot, 0)
-      if (outcome === 'won') return this.#won(snapshot)
+      const outcome = this.#replaceDead(target, target, snapshot, 0)
+      if (outcome === 'won') return this.#won(target, snapshot)
       // A live process is taking the dead holder's lock over, or reaping it: either is done in
       // microseconds, so look again a few times; if it is still at it, it is the one to name.
       if (outcome !== 'changed' && ++busy > 20) return { snapshot: outcome, foreign: false }
     }
   }
 
+  /**
+   * Links our record at `linkName`, a name only we use (a shared holder's `<lock>.readers/<token>`,
+   * reached through the held directory), and holds it as the lock file `path`.
+   */
+  join(linkName: string, path: string): PidLock {
+    try {
+      linkSync(this.#private, linkName)
+    } catch (err) {
+      throw fsError(err, path, "create the shared holder's record")
+    }
+    return this.#won(path, null)
+  }
+
   /** Removes `name` (the lock, or a claim on it) if its holder is provably dead. */
   reap(name: string): boolean {
     const snapshot = readSnapshot(name)
     if (!snapshot || !judgeSnapshot(snapshot, this.opts.unreadableGrace).dead) return false
-    if (this.#replaceDead(name, snapshot, 0) !== 'won') return false
+    if (this.#replaceDead(this.path, name, snapshot, 0) !== 'won') return false
     // `name` now holds our live record, which nobody takes over. Remove it only while it is
     // still our file (we hold it open, so its inode number can't be reused meanwhile).
     try {
@@ -560,13 +657,13 @@ class Attempt {
     this.#fd = -1
   }
 
-  #won(previous: Snapshot | null): PidLock {
+  #won(target: string, previous: Snapshot | null): PidLock {
     this.#linked = true
     const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
     this.close()
     // The dead holder's socket (SIGKILL leaves it) goes with its lock.
     if (previous?.kind === 'record') removeDeadSocket(previous.owner, writerOf(previous.stats))
-    return new PidLock(this.path, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener, this.#keeper)
+    return new PidLock(target, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener, this.#keeper)
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */
@@ -581,12 +678,12 @@ class Attempt {
   }
 
   /**
-   * Replaces the dead record `seen` at `name` with ours. 'won': `name` now
-   * holds our record. 'changed': `name` no longer holds `seen`. A snapshot:
+   * Replaces the dead record `seen` at `name` (the lock file `lock`, or a claim on it) with ours.
+   * 'won': `name` now holds our record. 'changed': `name` no longer holds `seen`. A snapshot:
    * the live process that is taking it over.
    */
-  #replaceDead(name: string, seen: Snapshot, depth: number): 'won' | 'changed' | Snapshot {
-    const claim = `${this.path}.break.${seen.id}`
+  #replaceDead(lock: string, name: string, seen: Snapshot, depth: number): 'won' | 'changed' | Snapshot {
+    const claim = `${lock}.break.${seen.id}`
     if (!this.#link(claim)) {
       const other = readSnapshot(claim)
       if (!other) return 'changed'
@@ -594,7 +691,7 @@ class Attempt {
       // a hand-made loop (a claim holding the very record it claims).
       if (depth > 64 || other.id === seen.id || !judgeSnapshot(other, this.opts.unreadableGrace).dead) return other
       // The claim's own taker died: break its claim first, one level down.
-      const below = this.#replaceDead(claim, other, depth + 1)
+      const below = this.#replaceDead(lock, claim, other, depth + 1)
       if (below !== 'won') return below
     }
     // We own the claim. Until it is renamed over `name` or removed, nobody else can
@@ -630,6 +727,121 @@ class Attempt {
       // gone already
     }
   }
+}
+
+/**
+ * One caller's contention for the lock in its mode (see docs/shared-locks.md):
+ * - exclusive: the lock file, then no live shared holder; while shared holders drain, it keeps
+ *   the lock file, so no new shared holder comes in (writers are not starved);
+ * - shared: a record of its own in `<lock>.readers/`, then no live exclusive holder; the order is
+ *   the mirror of the exclusive one, so of two that race, the second sees the first;
+ * - slots: the first free (or stale) of `<lock>.slot1` … `<lock>.slot<N>`.
+ */
+class Contender {
+  #attempt: Attempt
+  /** An exclusive lock won while shared holders still run: kept until they are gone, or given up. */
+  #kept: PidLock | null = null
+
+  constructor(readonly opts: Validated) {
+    this.#attempt = new Attempt(opts.path, opts)
+  }
+
+  try(): PidLock | Held {
+    if (this.opts.slots !== undefined) return this.#trySlots(this.opts.slots)
+    if (this.opts.shared) return this.#tryShared()
+    const lock = this.#kept ?? this.#attempt.try()
+    if (!(lock instanceof PidLock)) return lock
+    const reader = liveReader(this.opts.path, this.opts.unreadableGrace)
+    this.#kept = reader ? lock : null
+    return reader ? { snapshot: reader, foreign: false } : lock
+  }
+
+  /** Stops contending: a lock kept while waiting for shared holders is released. */
+  close(): void {
+    this.#kept?.release()
+    this.#kept = null
+    this.#attempt.close()
+  }
+
+  #trySlots(slots: number): PidLock | Held {
+    let first: Held | null = null
+    for (let slot = 1; slot <= slots; slot++) {
+      const result = this.#attempt.try(slotPath(this.opts.path, slot))
+      if (result instanceof PidLock) return result.setMode({ slot })
+      first ??= result
+    }
+    return first!
+  }
+
+  #tryShared(): PidLock | Held {
+    const exclusive = liveExclusive(this.opts.path, this.opts.unreadableGrace)
+    if (exclusive) return exclusive
+    const dir = openReadersDir(this.opts.path)
+    let lock: PidLock
+    try {
+      const token = this.#attempt.token
+      lock = this.#attempt.join(dir.at(token), `${readersDirOf(this.opts.path)}/${token}`).setMode({ shared: true })
+    } finally {
+      dir.close()
+    }
+    // Our record is in: an exclusive holder that comes now sees it. One that came first is seen here.
+    const raced = liveExclusive(this.opts.path, this.opts.unreadableGrace)
+    if (!raced) return lock
+    lock.release()
+    this.#attempt = new Attempt(this.opts.path, this.opts) // that one's record is spent
+    return raced
+  }
+}
+
+/** Who holds each slot, for the refusal: "slot 1: PID 4242 (…) on host …". */
+function slotHolders(path: string, slots: number, unreadableGrace: number): string[] {
+  const holders: string[] = []
+  for (let slot = 1; slot <= slots; slot++) {
+    try {
+      const held = liveExclusive(slotPath(path, slot), unreadableGrace)
+      holders.push(`slot ${slot}: ${held ? (held.snapshot.kind === 'invalid' ? 'a file with no valid record' : describeOwner(held.snapshot.owner)) : 'free now'}`)
+    } catch (err) {
+      holders.push(`slot ${slot}: ${(err as Error).message}`)
+    }
+  }
+  return holders
+}
+
+/** `<lock>.slot<N>`. */
+function slotPath(path: string, slot: number): string {
+  return `${path}.slot${slot}`
+}
+
+/** Who holds the lock file `path` exclusively, if a live (or unjudgeable) process does. */
+function liveExclusive(path: string, unreadableGrace: number): Held | null {
+  const snapshot = readSnapshot(path)
+  if (!snapshot) return null
+  const verdict = judgeSnapshot(snapshot, unreadableGrace)
+  return verdict.dead ? null : { snapshot, foreign: verdict.foreign }
+}
+
+/**
+ * A live shared holder of `path`, or null once there is none. Dead ones' records are reaped on
+ * the way (best effort: a record left is dead, and so holds nothing); an empty directory goes.
+ */
+function liveReader(path: string, unreadableGrace: number): Snapshot | null {
+  for (const file of readerFiles(path)) {
+    let snapshot: Snapshot | null
+    try {
+      snapshot = readSnapshot(file)
+    } catch {
+      continue // not a regular file: nobody's record
+    }
+    if (!snapshot) continue
+    if (!judgeSnapshot(snapshot, unreadableGrace).dead) return snapshot
+    try {
+      reapLockAt(file, file, { unreadableGrace })
+    } catch {
+      // not ours to remove (another user's directory): dead all the same
+    }
+  }
+  removeReadersDirIfEmpty(path)
+  return null
 }
 
 /** One unref'd timer checks every held lock's file, so a lost lock is noticed even when idle. */

@@ -1,0 +1,94 @@
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync } from 'node:fs'
+import { ExitguardError, fsError } from '../errors.js'
+
+/**
+ * Where the shared holders of the lock `path` keep their records: `<path>.readers/<token>`, one
+ * normal PID lock file each. An exclusive holder takes `path` first and then waits until no live
+ * record is left here; a shared holder links its record here first and then checks `path`. With
+ * those two orders, whichever comes second sees the other (see docs/shared-locks.md).
+ *
+ * A record in a directory someone else controls could be deleted by them, which would let an
+ * exclusive holder in beside a shared one, so the directory must be a real directory (never a
+ * symlink), owned by this user or root, that nobody else can write.
+ */
+export function readersDirOf(path: string): string {
+  return `${path}.readers`
+}
+
+/** A shared holder's record name: its token (32 hex digits). */
+export const READER_NAME = /^[0-9a-f]{32}$/
+
+/**
+ * The readers' directory of `path`, opened (and created 0755 if missing) and checked; the caller
+ * closes the descriptor. `at(name)` is `name` in that very directory, looked up through the
+ * descriptor where /proc allows it.
+ */
+export function openReadersDir(path: string): { fd: number; at(name: string): string; close(): void } {
+  const dir = readersDirOf(path)
+  let fd = -1
+  // An exclusive holder removes the directory once empty: made again if it went in between.
+  for (let tries = 0; fd === -1; tries++) {
+    try {
+      mkdirSync(dir, { mode: 0o755 })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, dir, 'create the shared holders\' directory', { dir: true })
+    }
+    try {
+      fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' && tries < 20) continue
+      if (code === 'ELOOP' || code === 'ENOTDIR') throw unsafe(dir, 'is a symbolic link or not a directory')
+      throw fsError(err, dir, 'open the shared holders\' directory', { dir: true })
+    }
+  }
+  try {
+    const stats = fstatSync(fd)
+    const uid = process.geteuid?.()
+    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) throw unsafe(dir, `belongs to uid ${stats.uid}, who could remove a shared holder's record from it`)
+    if ((stats.mode & 0o022) !== 0) throw unsafe(dir, `has mode ${(stats.mode & 0o777).toString(8)}: others could remove a shared holder's record from it`)
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+  const viaFd = procFdWorks(fd)
+  return { fd, at: (name) => (viaFd ? `/proc/self/fd/${fd}/${name}` : `${dir}/${name}`), close: () => closeSync(fd) }
+}
+
+/** The shared holders' record files of `path` (absolute paths); none if there is no directory. */
+export function readerFiles(path: string): string[] {
+  const dir = readersDirOf(path)
+  try {
+    return readdirSync(dir)
+      .filter((name) => READER_NAME.test(name))
+      .map((name) => `${dir}/${name}`)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return []
+    throw fsError(err, dir, 'list the shared holders of the lock', { dir: true })
+  }
+}
+
+/** Removes the readers' directory of `path` if it is empty; a reader that was about to link into it makes it again. */
+export function removeReadersDirIfEmpty(path: string): void {
+  try {
+    rmdirSync(readersDirOf(path))
+  } catch {
+    // not empty, gone, or not ours: left alone
+  }
+}
+
+function unsafe(dir: string, why: string): ExitguardError {
+  return new ExitguardError('EUNSAFE', `The shared holders' directory ${dir} ${why}; exitguard will not use it. Remove it (as its owner or root), or use another lock path.`, { path: dir })
+}
+
+function procFdWorks(fd: number): boolean {
+  if (process.platform !== 'linux') return false
+  try {
+    const held = fstatSync(fd)
+    const seen = statSync(`/proc/self/fd/${fd}`)
+    return held.ino === seen.ino && held.dev === seen.dev
+  } catch {
+    return false
+  }
+}
