@@ -475,7 +475,7 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     return refuse(`All ${opts.slots} slots of the lock ${opts.path} are held: ${holders.join('; ')}. Wait for one to finish (--wait), or raise the number of slots.`)
   }
   if (snapshot.path.startsWith(`${readersDirOf(opts.path)}/`)) {
-    const count = readerFiles(opts.path).length
+    const count = readerFiles(opts.path)?.length ?? 0
     return refuse(`The lock ${opts.path} is held shared by ${describeOwner(snapshot.owner)}${count > 1 ? ` and up to ${count - 1} more` : ''}; an exclusive holder waits until every shared one has released it.`)
   }
   if (opts.shared && snapshot.kind === 'record' && snapshot.path === opts.path && !heldByThisProcess(snapshot)) {
@@ -825,7 +825,9 @@ function liveExclusive(path: string, unreadableGrace: number): Held | null {
  * the way (best effort: a record left is dead, and so holds nothing); an empty directory goes.
  */
 function liveReader(path: string, unreadableGrace: number): Snapshot | null {
-  for (const file of readerFiles(path)) {
+  const files = readerFiles(path)
+  if (files === null) return null // no shared holder ever, or none since the last exclusive one: one syscall
+  for (const file of files) {
     let snapshot: Snapshot | null
     try {
       snapshot = readSnapshot(file)

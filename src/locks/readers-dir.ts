@@ -55,8 +55,8 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
   return { fd, at: (name) => (viaFd ? `/proc/self/fd/${fd}/${name}` : `${dir}/${name}`), close: () => closeSync(fd) }
 }
 
-/** The shared holders' record files of `path` (absolute paths); none if there is no directory. */
-export function readerFiles(path: string): string[] {
+/** The shared holders' record files of `path` (absolute paths); null if there is no directory. */
+export function readerFiles(path: string): string[] | null {
   const dir = readersDirOf(path)
   try {
     return readdirSync(dir)
@@ -64,7 +64,7 @@ export function readerFiles(path: string): string[] {
       .map((name) => `${dir}/${name}`)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') return []
+    if (code === 'ENOENT') return null
     throw fsError(err, dir, 'list the shared holders of the lock', { dir: true })
   }
 }
