@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { ExitguardError, LockHeldError } from '../errors.js'
-import { acquirePidLock } from '../locks/pid-lock.js'
+import { acquirePidLock, readPidLock } from '../locks/pid-lock.js'
+import { stopHolder } from '../daemon/stop.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
 import { describeOwner, type LockOwner } from '../owner.js'
 import { configure } from '../exit/registry.js'
@@ -20,7 +21,26 @@ export interface RunRequest {
   keeper?: boolean
   /** Milliseconds from the keeper's SIGTERM to its SIGKILL of the command. Default `DEFAULT_GRACE`. */
   grace?: number
+  /** The exit code when the lock is held. Default 75 (EX_TEMPFAIL). */
+  conflictCode?: number | undefined
+  /** Print nothing when the lock is held (the --warn-after warning still goes out). */
+  quiet?: boolean
+  /** SIGTERM the command after this many ms (as timeout(1)); exit 124 if it then ends. */
+  timeout?: number | undefined
+  /** With `timeout`: SIGKILL this many ms after that SIGTERM; exit 137 if it took that. */
+  killAfter?: number | undefined
+  /** When the lock is held, warn if its holder has held it longer than this many ms. */
+  warnAfter?: number | undefined
+  /** Stop the verified holder first (SIGTERM, SIGKILL after --grace), then take the lock. */
+  replace?: boolean
+  /** A shared lock (see docs/shared-locks.md). */
+  shared?: boolean
+  /** A semaphore of this many slots. */
+  slots?: number | undefined
 }
+
+/** timeout(1)'s codes: the command ran out of time and ended on SIGTERM, or needed SIGKILL. */
+export const TIMED_OUT = { TERM: 124, KILL: 137 } as const
 
 /** How long the keeper lets the command end on SIGTERM before SIGKILL, once the wrapper is gone. */
 export const DEFAULT_GRACE = 5000
@@ -50,7 +70,7 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   try {
     let lock: Held
     try {
-      lock = await acquire(req, abort.signal)
+      lock = await acquire(req, abort.signal, io)
     } catch (err) {
       if (received) return signalled(received)
       return lockFailure(err, req, io)
@@ -58,7 +78,9 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     cleanup.push(() => lock.release())
     // One line for cron logs: a takeover means the last run was killed (or crashed) mid-way.
     if (lock.tookOverFrom) io.stderr(`exitguard: took over ${lock.path ?? req.lock}: the last run, ${describeOwner(lock.tookOverFrom)}, died without releasing it.\n`)
-    const env: NodeJS.ProcessEnv = { ...io.env }
+    // The command learns what it holds (as consul lock's CONSUL_LOCK_HELD).
+    const env: NodeJS.ProcessEnv = { ...io.env, EXITGUARD_LOCK: lock.path ?? req.lock }
+    if (lock.slot) env.EXITGUARD_SLOT = String(lock.slot)
     if (req.tmpdir) {
       let dir: TempDir
       try {
@@ -79,13 +101,18 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       const started = spawnHeld(file, args, env, req.grace ?? DEFAULT_GRACE)
       child = started.child
       child.once('exit', () => started.held?.release())
+      const timedOut = req.timeout === undefined ? null : timeLimit(child, req.timeout, req.killAfter)
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
         io.stderr(`exitguard: ${spawnFailure(file, err, env)}\n`)
         resolve({ code, signal: null })
       })
-      child.once('exit', (code, signal) => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null }))
+      child.once('exit', (code, signal) => {
+        const limit = timedOut?.end()
+        if (limit) return resolve({ code: limit === 'KILL' ? TIMED_OUT.KILL : TIMED_OUT.TERM, signal: null })
+        resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null })
+      })
     })
   } finally {
     for (const signal of forwarded) process.removeListener(signal, onSignal)
@@ -100,10 +127,33 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   }
 }
 
+/**
+ * As timeout(1): SIGTERM after `ms`, SIGKILL `killAfter` ms later. `end()` stops the timers and
+ * says which signal ended it ('TERM', 'KILL'), or null if the command ended in time.
+ */
+function timeLimit(child: ChildProcess, ms: number, killAfter: number | undefined): { end(): 'TERM' | 'KILL' | null } {
+  let sent: 'TERM' | 'KILL' | null = null
+  let kill: NodeJS.Timeout | undefined
+  const term = setTimeout(() => {
+    sent = 'TERM'
+    child.kill('SIGTERM')
+    if (killAfter !== undefined) kill = setTimeout(() => ((sent = 'KILL'), child.kill('SIGKILL')), killAfter)
+  }, ms)
+  return {
+    end() {
+      clearTimeout(term)
+      clearTimeout(kill)
+      return sent
+    },
+  }
+}
+
 /** What run needs of a PID lock or a PostgreSQL lock. */
 interface Held {
   release(): unknown
   readonly path?: string
+  /** Which slot (with --slots). */
+  readonly slot?: number | null
   /** The dead holder whose stale lock file was taken over (PID locks only). */
   readonly tookOverFrom?: LockOwner | null
 }
@@ -122,7 +172,7 @@ function spawnFailure(file: string, err: NodeJS.ErrnoException, env: NodeJS.Proc
   return `could not start ${name}: ${err.message}`
 }
 
-async function acquire(req: RunRequest, signal: AbortSignal): Promise<Held> {
+async function acquire(req: RunRequest, signal: AbortSignal, io: CliIo): Promise<Held> {
   const command = `exitguard run -- ${req.command.join(' ')}`.slice(0, 200)
   if (isPgUrl(req.lock)) {
     // Loaded only for a postgres:// lock: most runs lock a file, and start-up is their cost.
@@ -131,17 +181,47 @@ async function acquire(req: RunRequest, signal: AbortSignal): Promise<Held> {
     // The same command as for a PID lock, not process.argv: argv holds the --lock URL.
     return acquirePgLock(key, { connectionString, wait: req.wait, signal, data: req.data, command })
   }
-  return acquirePidLock(req.lock, { wait: req.wait, signal, data: req.data, command })
+  const options = { wait: req.wait, signal, data: req.data, command, shared: req.shared, slots: req.slots }
+  if (!req.replace) return acquirePidLock(req.lock, options)
+  try {
+    return await acquirePidLock(req.lock, { ...options, wait: 0 })
+  } catch (err) {
+    if (!(err instanceof LockHeldError)) throw err
+  }
+  // run-this-one: stop the verified holder as `exitguard stop --kill` would, then take the lock.
+  // A holder that can't be verified (foreign, untrusted, another user's) is refused by stopHolder.
+  let stopped: Awaited<ReturnType<typeof stopHolder>>
+  try {
+    stopped = await stopHolder(req.lock, { timeout: req.grace ?? DEFAULT_GRACE, kill: true })
+  } catch (err) {
+    // Refused (another host or namespace, not trusted, another user's): the lock stays held.
+    const { owner } = readPidLock(req.lock)
+    if (owner) throw new LockHeldError(req.lock, owner, { message: `--replace refused to stop the holder: ${(err as Error).message}` })
+    throw err
+  }
+  if (!stopped.stopped) throw new ExitguardError('ETIMEDOUT', `--replace: ${stopped.reason}`, { path: req.lock })
+  if (!req.quiet) io.stderr(`exitguard: --replace: ${stopped.reason}\n`)
+  // The lock is free now, but another run may race us to it: wait as asked, at least a moment.
+  return acquirePidLock(req.lock, { ...options, wait: Math.max(req.wait, 1000) })
 }
 
 export function isPgUrl(lock: string): boolean {
   return /^postgres(ql)?:\/\//i.test(lock)
 }
 
-/** One line on stderr and a sysexits code for a lock we could not take. */
+/** One line on stderr (none for a busy lock with --quiet) and a sysexits code for a lock we could not take. */
 function lockFailure(err: unknown, req: RunRequest, io: CliIo): Outcome {
   const message = (err as Error)?.message ?? String(err)
-  io.stderr(`exitguard: ${message}\n`)
+  const busy = err instanceof LockHeldError
+  if (busy && req.warnAfter !== undefined) {
+    const since = Date.parse(err.owner.createdAt)
+    const held = Date.now() - since
+    if (Number.isFinite(since) && held > req.warnAfter) {
+      io.stderr(`exitguard: warning: ${describeOwner(err.owner)} has held ${err.path} for ${Math.round(held / 1000)} s, longer than --warn-after ${req.warnAfter} ms: runs are piling up behind it (stuck?)\n`)
+    }
+  }
+  if (!(busy && req.quiet)) io.stderr(`exitguard: ${message}\n`)
+  if (busy && req.conflictCode !== undefined) return { code: req.conflictCode, signal: null }
   return { code: lockErrorCode(err, isPgUrl(req.lock)), signal: null }
 }
 

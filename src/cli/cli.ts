@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { resolve } from 'node:path'
+import { basename, dirname, resolve } from 'node:path'
+import { readerFiles } from '../locks/readers-dir.js'
 import { EX, parse, UsageError, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
 import { lsbStatus } from '../daemon/lsb-status.js'
@@ -46,11 +47,26 @@ Options:
       --grace MS       if this wrapper is killed with SIGKILL, its keeper sends COMMAND
                        SIGTERM, then SIGKILL after MS milliseconds (default 5000)
       --no-keeper      no keeper process: a SIGKILL of the wrapper leaves COMMAND running
+  -E, --conflict-exit-code N
+                       exit N instead of 75 when the lock is held
+  -q, --quiet          print nothing when the lock is held (cron mails every line)
+      --timeout MS     send COMMAND SIGTERM after MS milliseconds; exit 124 if it then ends
+      --kill-after MS  with --timeout: SIGKILL MS milliseconds after that SIGTERM (exit 137)
+      --warn-after MS  when the lock is held, warn on stderr (even with --quiet) if the
+                       holder has held it for longer than MS milliseconds: stuck runs pile up
+      --replace        stop the verified holder first (as exitguard stop --kill), then run
+      --shared         take the lock shared: any number of shared runs at once, or one
+                       exclusive run (one without --shared)
+      --slots N        at most N runs at once, each holding one of PATH.slot1 .. PATH.slotN
   -h, --help           show this help
+
+COMMAND's environment has EXITGUARD_LOCK (the lock file it holds, or the URL) and,
+with --slots, EXITGUARD_SLOT (which slot).
 
 Exit codes:
   COMMAND's own exit code; if COMMAND dies by a signal, exitguard dies by the same signal
-  75   the lock is held (or --wait ran out); stderr names the holder
+  75   the lock is held (or --wait ran out); stderr names the holder (see -E, -q)
+  124  --timeout ran out and COMMAND ended on its SIGTERM    137  ... on the SIGKILL
   64   bad usage          69  PostgreSQL unreachable or pg not installed
   73   the lock file or temp dir could not be created (directory missing, permission, EISDIR)
   126  COMMAND not executable    127  COMMAND not found    71  COMMAND could not be started
@@ -170,6 +186,14 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       data: { type: 'string', short: 'd' },
       grace: { type: 'string' },
       'no-keeper': { type: 'boolean' },
+      'conflict-exit-code': { type: 'string', short: 'E' },
+      quiet: { type: 'boolean', short: 'q' },
+      timeout: { type: 'string' },
+      'kill-after': { type: 'string' },
+      'warn-after': { type: 'string' },
+      replace: { type: 'boolean' },
+      shared: { type: 'boolean' },
+      slots: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -199,7 +223,36 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
     }
   }
   const grace = values.grace === undefined ? undefined : parseMs('--grace', values.grace)
-  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command, keeper: !values['no-keeper'], grace }, io)
+  const ms = (option: 'timeout' | 'kill-after' | 'warn-after') => (values[option] === undefined ? undefined : parseMs(`--${option}`, values[option]))
+  const conflictText = values['conflict-exit-code']
+  if (conflictText !== undefined && (!/^\d{1,3}$/.test(conflictText) || Number(conflictText) > 255)) {
+    throw new UsageError('run', `--conflict-exit-code must be an exit code from 0 to 255; got ${JSON.stringify(conflictText)}`)
+  }
+  const slotsText = values.slots
+  if (slotsText !== undefined && (!/^\d{1,4}$/.test(slotsText) || Number(slotsText) < 1 || Number(slotsText) > 1000)) {
+    throw new UsageError('run', `--slots must be a whole number from 1 to 1000; got ${JSON.stringify(slotsText)}`)
+  }
+  if (values.shared && slotsText !== undefined) throw new UsageError('run', '--shared and --slots exclude each other')
+  if ((values.shared || slotsText !== undefined) && isPgUrl(values.lock)) throw new UsageError('run', '--shared and --slots need a lock file, not a PostgreSQL URL')
+  if (values.replace && (values.shared || slotsText !== undefined)) throw new UsageError('run', '--replace stops the one holder of an exclusive lock; it does not go with --shared or --slots')
+  if (values['kill-after'] !== undefined && values.timeout === undefined) throw new UsageError('run', '--kill-after needs --timeout (it counts from the SIGTERM that --timeout sends)')
+  return runCommand({
+    lock: values.lock,
+    wait: parseWait(values.wait),
+    tmpdir: values.tmpdir ?? false,
+    data,
+    command,
+    keeper: !values['no-keeper'],
+    grace,
+    conflictCode: conflictText === undefined ? undefined : Number(conflictText),
+    quiet: values.quiet ?? false,
+    timeout: ms('timeout'),
+    killAfter: ms('kill-after'),
+    warnAfter: ms('warn-after'),
+    replace: values.replace ?? false,
+    shared: values.shared ?? false,
+    slots: slotsText === undefined ? undefined : Number(slotsText),
+  }, io)
 }
 
 function parseMs(option: string, text: string): number {
@@ -266,11 +319,20 @@ function status(argv: string[], io: CliIo): number {
     io.stderr(`exitguard: ${(err as Error).message}\n`)
     return EX.NOINPUT
   }
-  const code = result.state === 'free' ? EX.OK : result.state === 'held' ? EX.HELD : EX.STALE
+  // Shared holders and slots: each its own PID lock file beside PATH.
+  const others = otherHolders(path)
+  const states = [result.state, ...others.map((o) => o.status.state)]
+  const code = states.includes('held') ? EX.HELD : states.includes('stale') ? EX.STALE : EX.OK
   if (values.json) {
-    io.stdout(JSON.stringify({ path, state: result.state, owner: result.owner ?? null, reason: result.reason ?? null, foreign: result.foreign ?? false, fileOwner: result.fileOwner ?? null, untrusted: result.untrusted ?? null }) + '\n')
+    const holders = others.map((o) => ({ path: o.path, kind: o.kind, slot: o.slot, state: o.status.state, owner: o.status.owner ?? null, reason: o.status.reason ?? null }))
+    io.stdout(JSON.stringify({ path, state: result.state, owner: result.owner ?? null, reason: result.reason ?? null, foreign: result.foreign ?? false, fileOwner: result.fileOwner ?? null, untrusted: result.untrusted ?? null, ...(holders.length ? { holders } : {}) }) + '\n')
     return code
   }
+  for (const o of others) {
+    const what = o.kind === 'slot' ? `slot ${o.slot}` : 'shared'
+    if (o.status.state !== 'free') io.stdout(`${what}: ${o.status.state} by ${describeOwner(o.status.owner)} (${o.status.reason})\n`)
+  }
+  if (others.length > 0 && result.state === 'free') return code
   if (result.state === 'free') io.stdout(`free: ${path} is not held\n`)
   // No record to name a holder by (PID 0 is a placeholder): say what the file is, as run does.
   else if (result.owner!.pid === 0) {
@@ -282,6 +344,29 @@ function status(argv: string[], io: CliIo): number {
   else if (result.state === 'held') io.stdout(`held: ${path} is held by ${describeOwner(result.owner!)} (${result.reason})\n`)
   else io.stdout(`stale: ${path} was held by ${describeOwner(result.owner!)}, now dead (${result.reason}); the next run takes it over\n`)
   return code
+}
+
+/** The shared holders (`PATH.readers/*`) and slots (`PATH.slotN`) of the lock PATH, each read as a PID lock. */
+function otherHolders(path: string): { path: string; kind: 'shared' | 'slot'; slot: number | null; status: ReturnType<typeof readPidLock> }[] {
+  const found: { path: string; kind: 'shared' | 'slot'; slot: number | null; status: ReturnType<typeof readPidLock> }[] = []
+  const read = (file: string, kind: 'shared' | 'slot', slot: number | null) => {
+    try {
+      found.push({ path: file, kind, slot, status: readPidLock(file, { unreadableGrace: UNREADABLE_GRACE }) })
+    } catch {
+      // not a lock file (a directory, a symlink): nobody's
+    }
+  }
+  for (const file of readerFiles(path) ?? []) read(file, 'shared', null)
+  const base = basename(path)
+  let names: string[] = []
+  try {
+    names = readdirSync(dirname(path))
+  } catch {
+    // the directory can't be listed: no slots to show
+  }
+  const slots = names.map((name) => (name.startsWith(`${base}.slot`) ? /^(\d{1,4})$/.exec(name.slice(base.length + 5))?.[1] : undefined)).filter((n): n is string => n !== undefined)
+  for (const n of slots.map(Number).sort((a, b) => a - b)) read(`${path}.slot${n}`, 'slot', n)
+  return found
 }
 
 function reap(argv: string[], io: CliIo): number {
