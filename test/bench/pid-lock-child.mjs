@@ -1,4 +1,6 @@
 // Child of pid-lock.bench.mjs. argv: <lib> <role> <lock path>
+//   lib: proper-lockfile, exitguard (exclusive both), exitguard-shared (a shared waiter behind an
+//   exclusive holder), exitguard-behind-shared (the reverse), exitguard-slot (slots: 1 both)
 //   hold:   take the lock, print "ready", release it on SIGUSR2 (printing the time), or hold until killed
 //   wait:   print "waiting", wait for the lock, print the time it was acquired
 import lockfile from 'proper-lockfile'
@@ -9,11 +11,18 @@ const now = () => performance.timeOrigin + performance.now()
 const print = (line) => process.stdout.write(line + '\n')
 // proper-lockfile at its fastest safe settings: 2 s stale (its minimum), retries every 10 ms.
 const plOptions = { stale: 2000, update: 1000, realpath: false }
+const modes = {
+  exitguard: [{}, {}],
+  'exitguard-shared': [{}, { shared: true }],
+  'exitguard-behind-shared': [{ shared: true }, {}],
+  'exitguard-slot': [{ slots: 1 }, { slots: 1 }],
+}
+const [holdOptions, waitOptions] = modes[lib] ?? [{}, {}]
 
 if (role === 'hold') {
   let release
-  if (lib === 'exitguard') {
-    const lock = await acquirePidLock(path)
+  if (lib !== 'proper-lockfile') {
+    const lock = await acquirePidLock(path, holdOptions)
     release = () => lock.release()
   } else {
     release = await lockfile.lock(path, plOptions)
@@ -27,8 +36,8 @@ if (role === 'hold') {
   print('ready')
 } else {
   print('waiting')
-  if (lib === 'exitguard') {
-    const lock = await acquirePidLock(path, { wait: 60_000 })
+  if (lib !== 'proper-lockfile') {
+    const lock = await acquirePidLock(path, { ...waitOptions, wait: 60_000 })
     print(`acquired ${now()}`)
     lock.release()
   } else {

@@ -76,8 +76,7 @@ function start(lib, role) {
 
 // 2 and 3: a holder and a waiter in two processes; time from the holder's end to the waiter's acquire.
 async function handover(lib, how) {
-  rmSync(path, { force: true, recursive: true })
-  rmSync(`${path}.lock`, { force: true, recursive: true })
+  for (const leftover of [path, `${path}.lock`, `${path}.readers`, `${path}.slot1`]) rmSync(leftover, { force: true, recursive: true })
   const holder = start(lib, 'hold')
   await holder.line('ready')
   const waiter = start(lib, 'wait')
@@ -108,6 +107,17 @@ for (const how of ['kill', 'release']) {
     console.log(`  ${lib.padEnd(16)} median ${median(times).toFixed(1).padStart(7)} ms   p95 ${p95(times).toFixed(1).padStart(7)} ms   (n=${n})`)
   }
   console.log(`  proper-lockfile / exitguard = ${(median(results['proper-lockfile']) / median(results.exitguard)).toFixed(1)}x`)
+}
+
+// Shared and slot waits: the same hand-off, in the other modes (issue 22: as prompt as exclusive).
+console.log('\nrelease -> a waiting process holds it, by mode (n=25 each):')
+const byMode = {}
+for (const lib of ['exitguard', 'exitguard-shared', 'exitguard-behind-shared', 'exitguard-slot']) {
+  const times = []
+  for (let i = 0; i < 25; i++) times.push(await handover(lib, 'release'))
+  byMode[lib] = median(times)
+  const label = { exitguard: 'exclusive behind exclusive', 'exitguard-shared': 'shared behind exclusive', 'exitguard-behind-shared': 'exclusive behind shared', 'exitguard-slot': 'slot behind slot (slots: 1)' }[lib]
+  console.log(`  ${label.padEnd(30)} median ${median(times).toFixed(1).padStart(6)} ms   p95 ${p95(times).toFixed(1).padStart(6)} ms   this / exclusive = ${(median(times) / byMode.exitguard).toFixed(2)}`)
 }
 
 // A fresh process finding a stale lock: how long its acquire call takes (the takeover itself).
