@@ -87,6 +87,19 @@ describe.skipIf(nsReason !== null)('a hostname changed under a holder (same boot
   })
 })
 
+describe.skipIf(nsReason !== null)('a holder in a time namespace (unshare --time, a CRIU restore)', () => {
+  it('is judged by the same start time inside and outside: held while it runs, never "PID reused"', async () => {
+    const lock = join(tmp.dir, 'app.pid')
+    // /proc/<pid>/stat's start time is shifted by the reader's boottime offset: 1000 s here.
+    const run = startCommand(unshare!, ['--kill-child', '--time', '--boottime', '1000', '--fork', process.execPath, join(fixtures, 'pid1.mjs'), lock])
+    children.push(run)
+    await run.waitFor('ready')
+    const pid = Number(run.stdout().split('\n')[0])
+    expect(readPidLock(lock)).toMatchObject({ state: 'held', reason: `PID ${pid} is running` })
+    expect(() => acquirePidLockSync(lock)).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+  })
+})
+
 describe('a clock set back', () => {
   it('an unreadable lock file dated an hour ahead is stale at once, not held until the clock catches up', () => {
     const lock = join(tmp.dir, 'app.pid')

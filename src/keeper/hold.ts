@@ -1,6 +1,6 @@
 import { lstatSync } from 'node:fs'
 import { exitRegistry } from '../exit/registry.js'
-import { readStartTime } from '../owner.js'
+import { startTimeAsSeen } from '../owner.js'
 import { Keeper } from './keeper.js'
 import { commandLine, lockLine, tempLine } from './keeper-lines.js'
 
@@ -69,6 +69,7 @@ export function holdLock(keeper: Keeper | null, path: string, dev: number, ino: 
 /** A command this thread started: stopped (SIGTERM, SIGKILL after `graceMs`) if this thread dies first. */
 export function holdCommand(pid: number, graceMs: number): KeeperHold | null {
   const keeper = threadKeeper()
-  const startTime = keeper ? readStartTime(pid) : null
+  // As the keeper's sh reads /proc in this time namespace, without hostStartTime's offset.
+  const startTime = keeper ? startTimeAsSeen(pid) : null
   return startTime === null ? null : hold(keeper, commandLine(pid, graceMs, startTime))
 }

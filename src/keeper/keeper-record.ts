@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { localPid, pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
+import { hostStartTime, localPid, pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
 
 /**
  * The keeper in a PID lock record: `"keeper":{"pid":N,"startTime":"…"}`, one optional field of
@@ -37,7 +37,7 @@ function keeperRuns(pid: number, startTime: string): boolean {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return fields[0] !== 'Z' && fields[0] !== 'X' && fields[19] === startTime
+      return fields[0] !== 'Z' && fields[0] !== 'X' && hostStartTime(fields[19]) === startTime
     } catch {
       return false
     }
