@@ -15,6 +15,11 @@ export interface ProcessIdentity {
    * nothing outside its namespace: containers sharing a hostname and a volume.
    */
   pidNamespace?: string | null
+  /**
+   * `/etc/machine-id` (systemd's, stable across reboots), or null where there is none. It tells a
+   * reboot (another boot id, same machine) from another machine that has the same hostname.
+   */
+  machineId?: string | null
 }
 
 /** The verdict on a recorded owner. `alive` also covers "cannot prove it dead" (fail closed). */
@@ -32,7 +37,7 @@ let self: ProcessIdentity | undefined
 export function selfIdentity(): ProcessIdentity {
   // Checked against process.pid each time: a heap snapshot restored elsewhere must not claim our identity.
   if (self?.pid !== process.pid) {
-    self = { pid: process.pid, hostname: osHostname(), startTime: readStartTime(process.pid), bootId: readBootId(), pidNamespace: readPidNamespace() }
+    self = { pid: process.pid, hostname: osHostname(), startTime: readStartTime(process.pid), bootId: readBootId(), pidNamespace: readPidNamespace(), machineId: readMachineId() }
   }
   return self
 }
@@ -59,14 +64,31 @@ export interface LockOwner<D = unknown> extends ProcessIdentity {
    * after a SIGKILL without racing a taker. Absent (or null) without a keeper.
    */
   keeper?: { pid: number; startTime: string } | null
+  /**
+   * Where the record was written: its directory (`"<dev>:<ino>"`) and file name. A record is acted
+   * on (signalled, messaged) only where it is found (docs/threat-model.md): one moved or linked to
+   * another lock path by someone who can rename files is not taken for that lock's holder.
+   */
+  location?: { dir: string; name: string } | null
 }
 
-/** "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z" */
+/**
+ * "PID 4242 (node server.js) on host web-1 since 2026-11-23T16:40:00.000Z". What a record says is
+ * shown with its control characters escaped: anyone who can plant a record could otherwise
+ * write terminal escapes (erase a line, forge another) to whoever reads it.
+ */
 export function describeOwner(owner: Pick<LockOwner, 'pid' | 'hostname' | 'command'> & { createdAt: string | null }): string {
-  const command = owner.command ? ` (${owner.command})` : ''
-  const since = owner.createdAt ? ` since ${owner.createdAt}${ago(owner.createdAt)}` : ''
-  return `PID ${owner.pid}${command} on host ${owner.hostname}${since}`
+  const command = owner.command ? ` (${shown(owner.command)})` : ''
+  const since = owner.createdAt ? ` since ${shown(owner.createdAt)}${ago(owner.createdAt)}` : ''
+  return `PID ${owner.pid}${command} on host ${shown(owner.hostname)}${since}`
 }
+
+/** Text from a record, safe to print: control characters (a terminal's escapes) shown as \\xNN. */
+export function shown(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
+
 
 function ago(iso: string): string {
   const ms = Date.now() - Date.parse(iso)
@@ -74,6 +96,15 @@ function ago(iso: string): string {
   if (ms < 60_000) return ` (${Math.round(ms / 1000)} s ago)`
   if (ms < 3_600_000) return ` (${Math.round(ms / 60_000)} min ago)`
   return ` (${(ms / 3_600_000).toFixed(1)} h ago)`
+}
+
+function readMachineId(): string | null {
+  try {
+    const id = readFileSync('/etc/machine-id', 'latin1').trim()
+    return /^[0-9a-f]{32}$/.test(id) ? id : null // "uninitialized", empty: none
+  } catch {
+    return null
+  }
 }
 
 function readPidNamespace(): string | null {
@@ -283,15 +314,14 @@ export function pidExists(pid: number): boolean {
 }
 
 /**
- * True if `owner` was recorded on this machine: the same hostname, or, where the hostname has
- * changed since (or differs by UTS namespace), the same boot id and the same PID namespace. A
- * boot id alone is shared by every container on a kernel; with the namespace it is one machine
- * and one PID numbering, whatever the hostname says.
+ * True if `owner` was recorded on this machine: the same hostname, or the same boot id (random
+ * per boot of a kernel) whatever the hostname says: it was changed since, or the holder ran in
+ * a UTS namespace of its own (a container). Whether its PID means anything here is the PID
+ * namespace's question, asked next.
  */
-export function onThisMachine(owner: Pick<ProcessIdentity, 'hostname' | 'bootId' | 'pidNamespace'>): boolean {
+export function onThisMachine(owner: Pick<ProcessIdentity, 'hostname' | 'bootId'>): boolean {
   const me = selfIdentity()
-  if (owner.hostname === me.hostname) return true
-  return !!owner.bootId && owner.bootId === me.bootId && !!owner.pidNamespace && owner.pidNamespace === me.pidNamespace
+  return owner.hostname === me.hostname || (!!owner.bootId && owner.bootId === me.bootId)
 }
 
 /**
@@ -302,14 +332,18 @@ export function onThisMachine(owner: Pick<ProcessIdentity, 'hostname' | 'bootId'
 export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
   const me = selfIdentity()
   if (!onThisMachine(owner)) {
-    return { alive: true, foreign: true, reason: `held on another host (${owner.hostname}); it cannot be checked from ${me.hostname}` }
+    return { alive: true, foreign: true, reason: `held on another host (${shown(owner.hostname)}); it cannot be checked from ${shown(me.hostname)}` }
   }
   // Before the namespace: no PID namespace outlives a reboot.
   if (owner.bootId && me.bootId && owner.bootId !== me.bootId) {
+    // Another boot id and the same hostname: a reboot, or another machine with this hostname.
+    if (owner.machineId && me.machineId && owner.machineId !== me.machineId) {
+      return { alive: true, foreign: true, reason: `held on another machine with the same hostname (${shown(owner.hostname)}, machine id ${shown(owner.machineId)}); it cannot be checked from here` }
+    }
     return { alive: false, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
   }
   if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {
-    return judgeInNamespace(owner) ?? { alive: true, foreign: true, reason: `held in another PID namespace (${owner.pidNamespace}, e.g. another container) on ${owner.hostname}; its PID can't be checked from here` }
+    return judgeInNamespace(owner) ?? { alive: true, foreign: true, reason: `held in another PID namespace (${shown(owner.pidNamespace)}, e.g. another container) on ${shown(owner.hostname)}; its PID can't be checked from here` }
   }
   if (!pidExists(owner.pid)) {
     return { alive: false, foreign: false, reason: `no process has PID ${owner.pid}` }
@@ -381,12 +415,12 @@ function judgeInNamespace(owner: ProcessIdentity): OwnerVerdict | null {
   const members = namespaceMembers(owner.pidNamespace)
   if (members === null) return null
   if (members.size === 0) {
-    return { alive: false, foreign: false, reason: `its PID namespace (${owner.pidNamespace}, e.g. a container) has ended: no process is left in it` }
+    return { alive: false, foreign: false, reason: `its PID namespace (${shown(owner.pidNamespace)}, e.g. a container) has ended: no process is left in it` }
   }
   const here = members.get(owner.pid)
-  if (here === undefined) return { alive: false, foreign: false, reason: `no process has PID ${owner.pid} in its PID namespace (${owner.pidNamespace})` }
+  if (here === undefined) return { alive: false, foreign: false, reason: `no process has PID ${owner.pid} in its PID namespace (${shown(owner.pidNamespace)})` }
   const verdict = judgeOwner({ pid: here, hostname: selfIdentity().hostname, startTime: owner.startTime, bootId: null })
-  const where = `PID ${owner.pid} of its PID namespace (${owner.pidNamespace}; PID ${here} here)`
+  const where = `PID ${owner.pid} of its PID namespace (${shown(owner.pidNamespace)}; PID ${here} here)`
   // Still foreign while alive: its PID means another process here, so nothing may act on it.
   return verdict.alive
     ? { alive: true, foreign: true, reason: `held in another PID namespace: ${where} is running` }

@@ -6,6 +6,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePidLockSync, readPidLock } from '../src/index.js'
+import { selfIdentity } from '../src/owner.js'
 import { NOBODY, nobodyCopy } from './helpers/as-nobody.js'
 import { fixtures, makeTempDir, startCommand, type RunningChild } from './helpers/child.js'
 import { eventually } from './helpers/keepers.js'
@@ -68,6 +69,36 @@ describe.skipIf(nsReason !== null)("a container's holder, judged from the host",
     expect(readPidLock(lock)).toMatchObject({ state: 'stale', foreign: false, reason: expect.stringContaining('has ended: no process is left in it') })
     using taken = acquirePidLockSync(lock)
     expect(taken.tookOverFrom).toMatchObject({ pid: 1 })
+  })
+})
+
+describe.skipIf(nsReason !== null)("a container with a hostname of its own (docker's default), judged from the host", () => {
+  it('is this machine (same boot id): held while it runs, stale once the container is gone (it was "another host" for ever)', async () => {
+    const lock = join(tmp.dir, 'app.pid')
+    const run = startCommand(unshare!, ['--kill-child', '--uts', '--pid', '--fork', '--mount-proc', '/bin/sh', '-c', 'hostname ctr1 && exec "$@"', 'sh', process.execPath, join(fixtures, 'pid1.mjs'), lock])
+    children.push(run)
+    await run.waitFor('ready')
+    expect(readPidLock(lock)).toMatchObject({ state: 'held', foreign: true, owner: { hostname: 'ctr1' }, reason: expect.stringContaining('PID 1 of its PID namespace') })
+    const [sh] = childrenOf(run.pid)
+    process.kill(sh!, 'SIGKILL')
+    await run.done
+    expect(readPidLock(lock)).toMatchObject({ state: 'stale', reason: expect.stringContaining('has ended') })
+  })
+})
+
+describe('another machine with the same hostname (a shared volume, a fixed --hostname)', () => {
+  it('another boot id and another machine id: held, never "rebooted"; the same machine id: rebooted, stale', () => {
+    const lock = join(tmp.dir, 'app.pid')
+    const me = selfIdentity()
+    const other = (machineId: string | null) =>
+      `${process.pid}\n${JSON.stringify({ exitguard: 1, pid: process.pid, hostname: me.hostname, startTime: '1', bootId: 'another-boot', pidNamespace: me.pidNamespace, machineId, createdAt: new Date().toISOString(), command: 'x', data: null, token: 'elsewhere' })}\n`
+    writeFileSync(lock, other('0123456789abcdef0123456789abcdef'))
+    expect(readPidLock(lock)).toMatchObject({ state: 'held', foreign: true, reason: expect.stringContaining('another machine with the same hostname') })
+    expect(() => acquirePidLockSync(lock)).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+    if (me.machineId) {
+      writeFileSync(lock, other(me.machineId))
+      expect(readPidLock(lock)).toMatchObject({ state: 'stale', reason: expect.stringContaining('rebooted') })
+    }
   })
 })
 

@@ -2,9 +2,9 @@
 // shared sticky directory, as anyone can in /tmp, and tries to make exitguard, run as root or as
 // another normal user (uid 65533), signal a stranger, delete a socket or talk to the wrong process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePidLockSync, messageHolder, readPidLock, reapPidLock, signalHolder, stopHolder } from '../src/index.js'
 import { readStartTime, selfIdentity } from '../src/owner.js'
@@ -61,10 +61,15 @@ async function victim(user?: { uid: number; gid: number }): Promise<number> {
   return pid
 }
 
-/** A version 1 record naming `pid` with its true start time, as anyone can read it from /proc. */
-function record(pid: number, extra: Record<string, unknown> = {}): string {
+/**
+ * A version 1 record for the lock `path` naming `pid` with its true start time, as anyone can
+ * read it from /proc, and the location exitguard would write (the directory's dev:ino is public too).
+ */
+function record(path: string, pid: number, extra: Record<string, unknown> = {}): string {
   const me = selfIdentity()
-  const owner = { pid, hostname: me.hostname, startTime: readStartTime(pid), bootId: me.bootId, pidNamespace: me.pidNamespace, createdAt: new Date().toISOString(), command: 'sleep 120', data: null, token: 'planted0000000000000000000000000', ...extra }
+  const dir = statSync(dirname(path))
+  const location = { dir: `${dir.dev}:${dir.ino}`, name: basename(path) }
+  const owner = { pid, hostname: me.hostname, startTime: readStartTime(pid), bootId: me.bootId, pidNamespace: me.pidNamespace, createdAt: new Date().toISOString(), command: 'sleep 120', data: null, token: 'planted0000000000000000000000000', location, ...extra }
   return `${pid}\n{"exitguard":1,${JSON.stringify(owner).slice(1)}\n`
 }
 
@@ -92,7 +97,7 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard signal 
   it("uid 65534's file naming a root process: status --lsb is 4 (unknown), stop and the library refuse with EUNTRUSTED; it lives", async () => {
     const pid = await victim()
     const path = join(shared, 'app.pid')
-    plant(path, record(pid))
+    plant(path, record(path, pid))
     const status = readPidLock(path)
     expect(status).toMatchObject({ state: 'held', fileOwner: 65534, listening: false, untrusted: expect.stringContaining(`belongs to uid 65534, but PID ${pid} runs as uid 0`) })
     expect(cli(['status', '--lsb', path])).toMatchObject({ code: 4, stdout: expect.stringContaining('not trusted') })
@@ -110,7 +115,7 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard signal 
     const pid = await victim(OTHER)
     expect(readFileSync(`/proc/${pid}/status`, 'latin1')).toMatch(/^Uid:\s+65533\s/m)
     const path = join(shared, 'job.pid')
-    plant(path, record(pid))
+    plant(path, record(path, pid))
     // The kernel would let uid 65533 signal its own process: only the rule stops it.
     expect(cli(['stop', path, '--timeout', '200'], OTHER)).toMatchObject({ code: 4, stderr: expect.stringContaining('belongs to uid 65534') })
     expect(cli(['status', '--lsb', path], OTHER).code).toBe(4)
@@ -120,7 +125,7 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard signal 
   it('a record written by the process\'s own user is trusted: root stops the job of uid 65533 from its own file', async () => {
     const pid = await victim(OTHER)
     const path = join(shared, 'job.pid')
-    plant(path, record(pid), OTHER)
+    plant(path, record(path, pid), OTHER)
     expect(readPidLock(path)).toMatchObject({ state: 'held', fileOwner: 65533, untrusted: null })
     expect(cli(['status', '--lsb', path]).code).toBe(0)
     expect(cli(['stop', path, '--timeout', '10000'])).toMatchObject({ code: 0, stdout: expect.stringContaining('stopped') })
@@ -134,11 +139,67 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard signal 
     chmodSync(open, 0o777) // uid 65534 may rename any file there over app.pid
     const path = join(open, 'app.pid')
     acquirePidLockSync(join(open, 'probe.pid')).release() // a real lock works there...
-    spawnSync('/bin/sh', ['-c', 'printf %s "$1" > "$2"', 'sh', record(pid), path])
+    spawnSync('/bin/sh', ['-c', 'printf %s "$1" > "$2"', 'sh', record(path, pid), path])
     // ...but what its file says can't be acted on: someone else may have put it there.
     expect(readPidLock(path).untrusted).toContain('no sticky bit')
     expect(() => signalHolder(path, 'SIGTERM')).toThrow(expect.objectContaining({ code: 'EUNTRUSTED' }))
     expect(running(pid)).toBe(true)
+  })
+})
+
+describe.skipIf(reason !== null)("root's own records, moved, linked or reached through another user's path", () => {
+  /** A root process holding a real PID lock at `path`. */
+  async function rootHolder(path: string): Promise<RunningChild> {
+    const holder = startNode(join(fixtures, 'pid-lock.mjs'), ['hold', path])
+    children.push(holder)
+    await holder.waitFor('ready')
+    return holder
+  }
+
+  it('a live root record moved by uid 65534 out of a directory handed to it: not trusted where it lands; the holder lives', async () => {
+    const handed = join(shared, 'handed')
+    mkdirSync(handed)
+    chownSync(handed, 65534, 65534)
+    const holder = await rootHolder(join(handed, 'job.pid'))
+    const moved = join(shared, 'svc.pid')
+    expect(spawnSync(setpriv!, [...as(NOBODY), 'mv', join(handed, 'job.pid'), moved]).status).toBe(0)
+    expect(lstatSync(moved).uid).toBe(0) // root's file, root's true record
+    expect(readPidLock(moved).untrusted).toContain('was written for another lock (job.pid')
+    expect(cli(['status', '--lsb', moved]).code).toBe(4)
+    expect(cli(['stop', moved, '--timeout', '200'])).toMatchObject({ code: 4, stderr: expect.stringContaining('moved or linked here') })
+    expect(running(holder.pid)).toBe(true)
+  })
+
+  it('a root-owned lock file others can write (made by another tool) is not trusted', async () => {
+    const pid = await victim()
+    const path = join(shared, 'ww.pid')
+    spawnSync('/bin/sh', ['-c', 'printf %s "$1" > "$2" && chmod 666 "$2"', 'sh', record(path, pid), path])
+    expect(readPidLock(path).untrusted).toContain('writable by others (mode 666)')
+    expect(() => signalHolder(path, 'SIGTERM')).toThrow(expect.objectContaining({ code: 'EUNTRUSTED' }))
+    expect(running(pid)).toBe(true)
+  })
+
+  it("a lock path through uid 65534's directory and symlink to root's real lock: not trusted; root's daemon lives", async () => {
+    const real = join(tmp.dir, 'run')
+    mkdirSync(join(real, 'svc'), { recursive: true })
+    const holder = await rootHolder(join(real, 'svc', 'app.pid'))
+    const theirs = join(shared, 'b')
+    expect(spawnSync(setpriv!, [...as(NOBODY), '/bin/sh', '-c', 'mkdir "$1" && ln -s "$2" "$1/run"', 'sh', theirs, real]).status).toBe(0)
+    const via = join(theirs, 'run', 'svc', 'app.pid')
+    expect(readPidLock(via)).toMatchObject({ state: 'held', untrusted: expect.stringContaining('belongs to uid 65534, who can change what the path leads to') })
+    expect(cli(['stop', via, '--timeout', '200']).code).toBe(4)
+    expect(running(holder.pid)).toBe(true)
+    // By its own path, the same record is root's and trusted.
+    expect(readPidLock(join(real, 'svc', 'app.pid')).untrusted).toBeNull()
+  })
+
+  it("a record's control characters never reach the terminal: escapes are shown as \\xNN", async () => {
+    const pid = await victim()
+    const path = join(shared, 'esc.pid')
+    plant(path, record(path, pid, { command: 'x\r\u001b[2K\u001b[1Arunning: all fine\u001b]0;owned\u0007' }))
+    const out = cli(['status', path]).stdout
+    expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/) // only the newline at the end
+    expect(out).toContain('\\x1b[2K')
   })
 })
 
@@ -171,7 +232,7 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard remove 
         { lock: join(shared, 'b.pid'), token: 'hidden0000000000000000000000000', socket: join(link, 'sub', 'hidden0000000000000000000000000.sock'), victim: join(hidden, 'sub', 'hidden0000000000000000000000000.sock') },
       ]
       for (const p of plants) {
-        plant(p.lock, record(dead, { token: p.token, socket: p.socket, startTime: '1' }))
+        plant(p.lock, record(p.lock, dead, { token: p.token, socket: p.socket, startTime: '1' }))
         expect(readPidLock(p.lock).state).toBe('stale')
       }
       acquirePidLockSync(plants[0]!.lock).release() // a takeover
@@ -196,13 +257,13 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard remove 
     const socket = join(theirs, 'planted0000000000000000000000000.sock')
     // 1. The record names a root process as the holder, and the attacker's socket.
     const path = join(shared, 'app.pid')
-    plant(path, record(await victim(), { socket }))
+    plant(path, record(path, await victim(), { socket }))
     expect(readPidLock(path).listening).toBe(false)
     await expect(messageHolder(path, { secret: 'root-token' }, { timeout: 2000 })).rejects.toMatchObject({ code: 'EUNTRUSTED' })
     // 2. The attacker holds the lock path itself (its own process, its own socket): a real
     //    holder, but not one root asked to talk to.
     const own = join(shared, 'own.pid')
-    plant(own, record(listener.pid, { socket }))
+    plant(own, record(own, listener.pid, { socket }))
     expect(readPidLock(own)).toMatchObject({ state: 'held', untrusted: null, listening: true })
     await expect(messageHolder(own, { secret: 'root-token' }, { timeout: 2000 })).rejects.toMatchObject({ code: 'EUNTRUSTED', message: expect.stringContaining('holderUid: 65534') })
     expect(cli(['send', own, '{"secret":"root-token"}'])).toMatchObject({ code: 77 })

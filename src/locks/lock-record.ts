@@ -61,6 +61,7 @@ export function makeOwner(dataJson: string | undefined, command: string | undefi
     startTime: me.startTime,
     bootId: me.bootId,
     pidNamespace: me.pidNamespace ?? null,
+    machineId: me.machineId ?? null,
     createdAt: new Date().toISOString(),
     command: command === undefined ? defaultCommand() : shorten(command),
     // A plain copy of what was checked: a toJSON() can't answer differently when the record is written.
@@ -180,6 +181,7 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean
     startTime: typeof record.startTime === 'string' ? record.startTime : null,
     bootId: typeof record.bootId === 'string' ? record.bootId : null,
     pidNamespace: typeof record.pidNamespace === 'string' ? record.pidNamespace : null,
+    machineId: typeof record.machineId === 'string' ? record.machineId : null,
     createdAt: record.createdAt,
     command: typeof record.command === 'string' ? record.command : '',
     data: record.data ?? null,
@@ -190,6 +192,10 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean
   // Optional (docs/keeper.md): records without it, and older readers, are unchanged.
   const keeper = parseKeeperField(record.keeper)
   if (keeper) owner.keeper = keeper
+  const location = record.location as { dir?: unknown; name?: unknown } | null | undefined
+  if (typeof location?.dir === 'string' && /^\d+:\d+$/.test(location.dir) && typeof location.name === 'string' && location.name.length <= 255) {
+    owner.location = { dir: location.dir, name: location.name }
+  }
   return { path, id: `t${owner.token}`, kind: 'record', owner, stats }
 }
 

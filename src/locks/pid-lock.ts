@@ -1,10 +1,10 @@
-import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
+import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
 import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, keeperHolds, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
 import { checkSocket, recordDistrust, removeDeadSocket, writerOf } from './record-trust.js'
 import { openReadersDir, readerFiles, readersDirOf, removeReadersDirIfEmpty } from './readers-dir.js'
-import { describeOwner, inInitialPidNamespace, judgeOwner, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { describeOwner, inInitialPidNamespace, judgeOwner, onThisMachine, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
@@ -495,7 +495,8 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.'
     return refuse(`The lock ${opts.path} is held by ${holder}. ${advice}`, `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}`)
   }
-  if (held.foreign && snapshot.owner.hostname === selfIdentity().hostname) {
+  // (Not another machine of the same hostname: that one has another boot id.)
+  if (held.foreign && onThisMachine(snapshot.owner) && (!snapshot.owner.bootId || snapshot.owner.bootId === selfIdentity().bootId)) {
     // Foreign on this host: another PID namespace (a container), not another host.
     return refuse(`The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`)
   }
@@ -565,6 +566,7 @@ class Attempt {
     // the daemon's lock when this process ends.
     this.#keeper = opts.pidOnly || holder ? null : threadKeeper()
     if (this.#keeper) this.#owner.keeper = { pid: this.#keeper.pid, startTime: this.#keeper.startTime }
+    if (!opts.pidOnly) this.#owner.location = locationOf(path)
     this.#private = join(dirname(path), `.${basename(path)}.${this.#owner.token}.new`)
     try {
       this.#fd = openSync(this.#private, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
@@ -805,6 +807,12 @@ function slotHolders(path: string, slots: number, unreadableGrace: number): stri
     }
   }
   return holders
+}
+
+/** The directory (dev:ino) and name a record for the lock `path` is written for; null if the directory can't be read. */
+function locationOf(path: string): { dir: string; name: string } | null {
+  const dir = statSync(dirname(path), { throwIfNoEntry: false })
+  return dir ? { dir: `${dir.dev}:${dir.ino}`, name: basename(path) } : null
 }
 
 /** `<lock>.slot<N>`. */

@@ -1,7 +1,7 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync, statSync, unlinkSync } from 'node:fs'
 import { basename, dirname, isAbsolute } from 'node:path'
 import { childProcess } from '../builtins.js'
-import { judgeOwner, procIsOurs } from '../owner.js'
+import { judgeOwner, procIsOurs, shown } from '../owner.js'
 import { keeperHolds, type Snapshot, type SnapshotVerdict } from './lock-record.js'
 
 /**
@@ -66,30 +66,69 @@ export function processDistrust(writerUid: number | null, pid: number): string |
 export function recordDistrust(snapshot: Snapshot, verdict: SnapshotVerdict): string | null {
   if (verdict.dead || verdict.foreign || (snapshot.kind !== 'record' && snapshot.kind !== 'pid')) return null
   const writer = writerOf(snapshot.stats)
-  const dir = directoryDistrust(snapshot.path, writer)
-  if (dir !== null) return dir
+  const file = fileDistrust(snapshot)
+  if (file !== null) return file
+  const path = pathDistrust(snapshot.path, writer)
+  if (path !== null) return path
   // The holder has ended and its keeper (already checked by keeperHolds) is releasing.
   if (!judgeOwner(snapshot.owner).alive && keeperHolds(snapshot) !== null) return null
   return processDistrust(writer, snapshot.owner.pid)
 }
 
-/** Null if only the file's owner (or root) can replace files in its directory; else why not. */
-function directoryDistrust(path: string, writerUid: number | null): string | null {
-  if (writerUid === null) return null
-  const dir = dirname(path)
-  let stats
-  try {
-    stats = lstatSync(dir)
-  } catch (err) {
-    return `its directory ${dir} can't be checked (${(err as NodeJS.ErrnoException).code})`
-  }
-  if (stats.uid !== writerUid && stats.uid !== 0) return `its directory ${dir} belongs to uid ${stats.uid}, who can replace the file of uid ${writerUid} in it`
-  // Group- or world-writable without the sticky bit (as /tmp has): anyone there can rename files over it.
-  if ((stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0) {
-    return `its directory ${dir} (mode ${(stats.mode & 0o7777).toString(8)}) lets other users replace files in it (no sticky bit)`
+/**
+ * Null if the file itself can only be its owner's words, for this very lock path; else why not:
+ * writable by others (anyone could have written it), linked from elsewhere, or (for a record,
+ * which says where it was written) moved or linked here from another lock.
+ */
+function fileDistrust(snapshot: Snapshot): string | null {
+  if (process.platform === 'win32') return null
+  const { stats, path, owner } = snapshot
+  if ((stats.mode & 0o022) !== 0) return `the lock file is writable by others (mode ${(stats.mode & 0o777).toString(8)}), so anyone could have written this record`
+  if (stats.nlink > 1) return `the lock file has ${stats.nlink} links, so it may be another lock's record linked here`
+  if (snapshot.kind !== 'record') return null
+  if (!owner.location) return 'the record does not say which lock it was written for (an older exitguard), so it can\'t be told from a record moved here'
+  const dir = statSync(dirname(path), { throwIfNoEntry: false })
+  if (!dir || `${dir.dev}:${dir.ino}` !== owner.location.dir || basename(path) !== owner.location.name) {
+    return `the record was written for another lock (${shown(owner.location.name)} in directory ${owner.location.dir}) and was moved or linked here`
   }
   return null
 }
+
+/**
+ * Null if nobody but the file's owner and root can change what the lock path leads to; else
+ * why not. Every directory on the path, as given and as resolved, and every symlink on it, must
+ * be the writer's or root's, and a directory others can write must be sticky (as /tmp is):
+ * otherwise whoever can rename entries there can put another file, or another directory, at the
+ * lock path (a record moved in, a symlink to /run/...).
+ */
+function pathDistrust(path: string, writerUid: number | null): string | null {
+  if (writerUid === null) return null
+  const seen = new Set<string>()
+  let real: string
+  try {
+    real = realpathSync(dirname(path))
+  } catch (err) {
+    return `its directory ${dirname(path)} can't be checked (${(err as NodeJS.ErrnoException).code})`
+  }
+  for (const start of [dirname(path), real]) {
+    for (let dir = start; !seen.has(dir); dir = dirname(dir)) {
+      seen.add(dir)
+      let stats
+      try {
+        stats = lstatSync(dir)
+      } catch (err) {
+        return `the directory ${dir} on its path can't be checked (${(err as NodeJS.ErrnoException).code})`
+      }
+      if (stats.uid !== writerUid && stats.uid !== 0) return `${stats.isSymbolicLink() ? 'the symlink' : 'the directory'} ${dir} on its path belongs to uid ${stats.uid}, who can change what the path leads to`
+      // Group- or world-writable without the sticky bit: anyone there can rename entries over it.
+      if (!stats.isSymbolicLink() && (stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0) {
+        return `the directory ${dir} on its path (mode ${(stats.mode & 0o7777).toString(8)}) lets other users replace entries in it (no sticky bit)`
+      }
+    }
+  }
+  return null
+}
+
 
 /** The owner of a file as `fstat` gave it, or null where the OS has no uids (Windows). */
 export function writerOf(stats: { uid: number }): number | null {

@@ -3,7 +3,7 @@ import { net } from '../builtins.js'
 import { statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { invalidArgType, invalidArgValue } from '../errors.js'
-import { describeOwner, type LockOwner } from '../owner.js'
+import { describeOwner, shown, type LockOwner } from '../owner.js'
 import { readPidLock, type PidLockTaken } from '../locks/pid-lock.js'
 import { checkSocket, type CheckedSocket } from '../locks/record-trust.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
@@ -93,9 +93,9 @@ export async function messageHolder(path: string, message: unknown, options: Mes
       case 'timeout':
         throw new MessageError('ETIMEDOUT', lockPath, `No reply from ${describeOwner(owner)} within ${opts.timeout} ms (the timeout option). It may be busy or blocked; try again or raise the timeout.`, owner)
       case 'refused':
-        throw await afterFailure(lockPath, owner, deadline, 'ENOLISTENER', `The lock ${lockPath} is held by ${describeOwner(owner)}, but nothing answers on its socket ${owner.socket} (it may be shutting down).`)
+        throw await afterFailure(lockPath, owner, deadline, 'ENOLISTENER', `The lock ${lockPath} is held by ${describeOwner(owner)}, but nothing answers on its socket ${shown(owner.socket)} (it may be shutting down).`)
       case 'denied':
-        throw new MessageError('EACCES', lockPath, `Permission denied on the message socket ${owner.socket}: only the holder's user (${socketOwner(owner.socket)}) and root can message ${describeOwner(owner)}.`, owner)
+        throw new MessageError('EACCES', lockPath, `Permission denied on the message socket ${shown(owner.socket)}: only the holder's user (${socketOwner(owner.socket)}) and root can message ${describeOwner(owner)}.`, owner)
       case 'closed':
         throw await afterFailure(lockPath, owner, deadline, 'ENOREPLY', `${describeOwner(owner)} closed the connection without a whole reply (${outcome.detail}).`)
     }
