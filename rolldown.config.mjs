@@ -1,7 +1,9 @@
 // Bundles, so a program pays for one module load, not ~35 (docs/figures.md: under load,
 // `import 'exitguard'` 93 -> 36 ms, `require` 45 -> 21 ms, `exitguard --version` 187 -> 138 ms).
 // - The library entry points replace tsc's in place: dist/esm/index.js and dist/cjs/index.js.
-//   The .d.ts files, and the other modules tsc emitted, stay (types; tests of inner pieces).
+//   The .d.ts files, and the other modules tsc emitted, stay in dist/ (types; tests of inner
+//   pieces), but only the bundles, their maps and the declarations a user can reach are published
+//   (`files` in package.json; scripts/prune-types.mjs removes the unreachable declarations).
 // - The `exitguard` command is one CommonJS file, dist/exitguard.cjs.
 // Built from src/ itself, so the source maps lead to src/*.ts (their sources inlined), as tsc's do.
 // Dependencies stay external: signal-exit, tmp, proper-lockfile and pg load from node_modules,

@@ -1,11 +1,12 @@
 // The `exitguard` command, always through the real built bin (dist/exitguard.cjs), as rimraf tests its bin.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { constants as osConstants, hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { forwardedSignals } from '../src/cli/cli-signals.js'
 import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
+import { makeConsumer, pack } from './helpers/consumer.js'
 import { endStarted, processStarted, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
@@ -481,10 +482,13 @@ describe('the package bin', () => {
 
   it('installed into a project, `npx --no-install exitguard` and node_modules/.bin/exitguard run it', async () => {
     const project = join(dir, 'project')
-    mkdirSync(project)
-    writeFileSync(join(project, 'package.json'), '{"name":"uses-exitguard","private":true}\n')
-    // A directory install links the package and its bin the way a registry install does.
-    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', root], { cwd: project, stdio: 'ignore' })
+    // The packed tarball unpacked as node_modules/exitguard, its dependencies linked from this
+    // clone (`npm install --offline` would need registry metadata that `npm ci` never caches);
+    // then npm links its bin into node_modules/.bin as an install does (`npm rebuild` reads only
+    // what is in node_modules).
+    makeConsumer(project, { tarball: pack(dir), type: 'commonjs', nodeTypes: false })
+    execFileSync('npm', ['rebuild', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: project, stdio: 'ignore' })
+    expect(readlinkSync(join(project, 'node_modules/.bin/exitguard'))).toBe('../exitguard/dist/exitguard.cjs')
     const viaNpx = await startCommand('npx', ['--no-install', 'exitguard', 'run', '--lock', join(dir, 'npx.pid'), '--', 'sh', '-c', 'exit 7'], { cwd: project }).done
     expect(viaNpx.code).toBe(7)
     const viaBin = await startCommand(join(project, 'node_modules/.bin/exitguard'), ['--version'], { cwd: project }).done

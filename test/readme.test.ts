@@ -51,6 +51,23 @@ describe('the README quick start, pasted into a fresh project', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
+  // Node 24 runs `using` natively and, like 22.18+, strips types itself: the .ts file runs as it is.
+  const nativeUsing = Number(process.versions.node.split('.')[0]) >= 24
+  it(`\`node export.ts\` ${nativeUsing ? 'runs the quick start as it is (types stripped, `using` native)' : 'stops at start-up before Node 24 (no native `using`)'}: Node ${process.version}`, async () => {
+    const dir = tmpdirForTest()
+    const r = await runNode(join(project, 'export.ts'), [], { cwd: project, env: { TMPDIR: dir } })
+    if (nativeUsing) {
+      expect(r.stderr).toBe('')
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/^exported to .*export-.* as PID \d+, port 8080\nexport finished or interrupted\n$/)
+    } else {
+      expect(r.code).toBe(1)
+      // 20 (and 22 before 22.18) know no .ts; 22.18+ strips the types, then meets `using`.
+      expect(r.stderr).toMatch(/ERR_UNKNOWN_FILE_EXTENSION|SyntaxError: Unexpected identifier 'lock'/)
+    }
+    expect(readdirSync(dir)).toEqual([])
+  })
+
   it('the same project also compiles with TypeScript 5.2, the first with `using`', async () => {
     const r = await tsc('typescript-5.2', project, ['--noEmit'])
     expect(r.stdout + r.stderr).toBe('')

@@ -1,21 +1,20 @@
 // Issue 11: the source maps pointed at src/*.ts, which is not shipped, with no sourcesContent, so a
 // stack trace under --enable-source-maps led nowhere. They now carry the sources (inlineSources).
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTempDir, root, startNode } from './helpers/child.js'
+import { makeConsumer, pack } from './helpers/consumer.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let project: string
 beforeAll(() => {
   tmp = makeTempDir()
   project = join(tmp.dir, 'project')
-  mkdirSync(project)
-  writeFileSync(join(project, 'package.json'), '{"name":"uses-exitguard","private":true}\n')
-  // The packed tarball, installed as from a registry (a directory install would link the repo itself).
-  const tarball = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', tmp.dir], { cwd: root, encoding: 'utf8' }).trim()
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', join(tmp.dir, tarball)], { cwd: project, stdio: 'ignore' })
+  // The packed tarball unpacked as node_modules/exitguard, as a registry install lays it out (a
+  // directory install would link the repo itself); its dependencies linked from this clone, as
+  // `npm install --offline` would need registry metadata that `npm ci` never caches.
+  makeConsumer(project, { tarball: pack(tmp.dir), type: 'commonjs', nodeTypes: false })
 }, 120_000)
 afterAll(() => tmp.cleanup())
 

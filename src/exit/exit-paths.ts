@@ -138,12 +138,19 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
   // Loaded here, at the first registration, not at import: signal-exit captures process.emit
   // when it loads, and must see any patch made before (signal-exit v3, loaded by proper-lockfile).
   const onSignalExit = requireLazily<{ onExit: typeof OnSignalExit }>('signal-exit').onExit
-  onSignalExit((code, signal) => {
-    if (signal) return onSignal(signal as NodeJS.Signals) || undefined
+  const onExitCode = (code: number | null | undefined) => {
     debug('exit with code %s, %d handlers', code, registry.size)
     runSync(process.exitCode === undefined || process.exitCode === 0 ? 'process exit' : `exit with code ${String(code)}`)
+  }
+  onSignalExit((code, signal) => {
+    if (signal) return onSignal(signal as NodeJS.Signals) || undefined
+    onExitCode(code)
     return undefined
   })
+  // Bun calls `exit` listeners without process.emit, where signal-exit looks, so signal-exit
+  // never sees the exit after an uncaught exception there: listen for it as well (on Node,
+  // signal-exit sees every exit, after the app's own `exit` listeners; docs/platforms.md).
+  if (process.versions.bun) process.on('exit', onExitCode)
 
   process.on('beforeExit', () => {
     // The event loop drained: the one natural-end moment where promises can still settle.
