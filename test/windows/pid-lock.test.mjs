@@ -110,3 +110,33 @@ test('six racers for one stale lock: exactly one wins', async () => {
   assert.equal(results.filter((r) => r.won).length, 1, JSON.stringify(results))
   assert.ok(results.every((r) => r.won || r.code === 'ELOCKED'), JSON.stringify(results))
 })
+
+// Wine's rename, like NTFS's without POSIX semantics, refuses to replace a file that is open
+// (EPERM). A takeover that meets a reader keeping the dead lock open fails with a typed error
+// and leaves no claim behind; once the reader closes, it succeeds. (Where rename replaces an
+// open file, the first try simply wins.)
+test('a takeover blocked by a reader holding the dead lock open: typed error, no claim left, then it wins', async (t) => {
+  const { closeSync, openSync, readdirSync } = await import('node:fs')
+  const lock = join(dir, 'g.pid')
+  const child = await startReady([script(dir, 'hold-g.mjs', holder(lock))])
+  process.kill(child.pid)
+  await exited(child)
+  const reader = openSync(lock, 'r')
+  let blocked = false
+  try {
+    eg.acquirePidLockSync(lock).release()
+  } catch (err) {
+    blocked = true
+    assert.equal(err.code, 'EPERM', err.message)
+    assert.equal(err.path, lock)
+  } finally {
+    closeSync(reader)
+  }
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('g.pid.break.') || (n.startsWith('.g.pid.') && n.endsWith('.new'))), [])
+  t.diagnostic(blocked ? 'rename over the open file was refused (EPERM), as on NTFS without POSIX rename' : 'rename replaced the open file')
+  if (blocked) {
+    const l = eg.acquirePidLockSync(lock)
+    assert.equal(l.tookOverFrom.pid, child.pid)
+    l.release()
+  }
+})
