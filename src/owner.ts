@@ -1,6 +1,7 @@
 import { childProcess } from './builtins.js'
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
+import { pipeNameFor, pipeState } from './locks/holder-pipe.js'
 
 /** Who a process is, in a form that survives PID reuse and reboots. */
 export interface ProcessIdentity {
@@ -58,6 +59,11 @@ export interface LockOwner<D = unknown> extends ProcessIdentity {
   token: string
   /** The holder's message socket (a named pipe on Windows), when it took the lock with `onMessage`. */
   socket?: string
+  /**
+   * Windows: the named pipe (`\\.\pipe\exitguard-<token>`) the holder listens on while it
+   * holds the lock; gone means dead (src/locks/holder-pipe.ts). Absent elsewhere.
+   */
+  pipe?: string
   /**
    * The holder's keeper process (docs/keeper.md), a co-holder: the lock stays held while the
    * holder or its keeper runs, so the keeper can stop the holder's work and unlink the file
@@ -329,7 +335,7 @@ export function onThisMachine(owner: Pick<ProcessIdentity, 'hostname' | 'bootId'
  * is gone, the PID now belongs to a process with another start time, or the
  * machine has rebooted since. Another host, or anything unknown: alive.
  */
-export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
+export function judgeOwner(owner: ProcessIdentity & { token?: string; pipe?: string | undefined }): OwnerVerdict {
   const me = selfIdentity()
   if (!onThisMachine(owner)) {
     return { alive: true, foreign: true, reason: `held on another host (${shown(owner.hostname)}); it cannot be checked from ${shown(me.hostname)}` }
@@ -344,6 +350,11 @@ export function judgeOwner(owner: ProcessIdentity): OwnerVerdict {
   }
   if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {
     return judgeInNamespace(owner) ?? { alive: true, foreign: true, reason: `held in another PID namespace (${shown(owner.pidNamespace)}, e.g. another container) on ${shown(owner.hostname)}; its PID can't be checked from here` }
+  }
+  // Windows: the holder's pipe, not its PID, which Windows reuses (holder-pipe.ts). Only a pipe
+  // named after the record's token counts: the name is never taken from the record as such.
+  if (process.platform === 'win32' && owner.token && owner.pipe === pipeNameFor(owner.token) && pipeState(owner.token) === 'gone') {
+    return { alive: false, foreign: false, reason: `its named pipe ${owner.pipe} is gone: no process holds this lock (PID ${owner.pid} has ended, even if that PID now names another process)` }
   }
   if (!pidExists(owner.pid)) {
     return { alive: false, foreign: false, reason: `no process has PID ${owner.pid}` }

@@ -1,3 +1,4 @@
+import { posixOnly } from '../daemon/posix-only.js'
 import { resolve } from 'node:path'
 import { ExitguardError, LockHeldError } from '../errors.js'
 import { describeOwner } from '../owner.js'
@@ -67,6 +68,14 @@ Exit codes: 0 free (or stale), 75 still held when the timeout ran out,
 
 /** Runs `exitguard start|stop|wait`. Usage errors are thrown as UsageError for cli.ts to print. */
 export async function daemonCommand(command: 'start' | 'stop' | 'wait', argv: string[], io: CliIo): Promise<Outcome> {
+  if (command !== 'wait' && process.platform === 'win32' && !argv.includes('--help') && !argv.includes('-h')) {
+    try {
+      posixOnly(`exitguard ${command}`)
+    } catch (err) {
+      io.stderr(`exitguard: ${(err as Error).message}\n`)
+      return { code: EX.UNAVAILABLE, signal: null }
+    }
+  }
   if (command === 'start') return start(argv, io)
   return { code: command === 'stop' ? await stop(argv, io) : await wait(argv, io), signal: null }
 }

@@ -1,3 +1,4 @@
+import { posixOnly } from './posix-only.js'
 import type { SignalName } from './signal-name.js'
 import type { ChildProcess } from 'node:child_process'
 import { childProcess } from '../builtins.js'
@@ -57,6 +58,7 @@ const EXEC_TIMEOUT = 10_000
  * long as the command lives: its record names the command's PID and start time.
  */
 export async function startDaemon(req: StartRequest): Promise<StartedDaemon> {
+  posixOnly('exitguard start (startDaemon)')
   const lockPath = resolve(req.lock)
   let out: number | 'ignore' = 'ignore'
   if (req.log !== null) {

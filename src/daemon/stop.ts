@@ -1,3 +1,4 @@
+import { posixOnly } from './posix-only.js'
 import type { SignalName } from './signal-name.js'
 import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
@@ -81,6 +82,7 @@ type Holder =
  * if (!r.sent) console.error(`not running: ${r.reason}`)
  */
 export function signalHolder(path: string, signal: SignalName | number): SignalResult {
+  posixOnly('signalHolder')
   const lockPath = checkPath(path)
   const number = signalNumber('signal', signal)
   const holder = findHolder(lockPath)
@@ -103,6 +105,7 @@ export function signalHolder(path: string, signal: SignalName | number): SignalR
  * console.log(r.stopped ? `stopped (${r.how})` : `PID ${r.pid} still runs`)
  */
 export async function stopHolder(path: string, options: StopHolderOptions = {}): Promise<StopResult> {
+  posixOnly('exitguard stop (stopHolder)')
   const lockPath = checkPath(path)
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   const first = signalNumber('signal', options.signal ?? 'SIGTERM')

@@ -1,10 +1,11 @@
-import { closeSync, fstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
+import { closeSync, fstatSync, lstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
 import { crypto } from '../builtins.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
 import { inInitialPidNamespace, judgeOwner, localPid, onThisMachine, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
 import { processDistrust, writerOf } from './record-trust.js'
+import { retryWhileBusy } from './busy-retry.js'
 
 /**
  * The lock file format. The first line is the bare PID, so `kill $(head -n1 FILE)`
@@ -112,7 +113,9 @@ export function serialiseData(data: unknown): string | undefined {
 export function readSnapshot(path: string): Snapshot | null {
   let fd: number
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+    // Windows has no O_NOFOLLOW: a link there is refused by lstat first (making one takes a privilege).
+    if (process.platform === 'win32' && lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) throw Object.assign(new Error('a symlink'), { code: 'ELOOP' })
+    fd = retryWhileBusy(() => openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK))
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return null
@@ -189,6 +192,8 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean
   }
   // Optional: present when the holder listens for messages (src/messaging/).
   if (typeof record.socket === 'string' && record.socket !== '') owner.socket = record.socket
+  // Optional: the Windows holder's pipe (holder-pipe.ts); judgeOwner uses it only on Windows.
+  if (typeof record.pipe === 'string' && record.pipe !== '') owner.pipe = record.pipe
   // Optional (docs/keeper.md): records without it, and older readers, are unchanged.
   const keeper = parseKeeperField(record.keeper)
   if (keeper) owner.keeper = keeper

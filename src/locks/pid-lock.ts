@@ -10,6 +10,8 @@ import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
 import { Listener, validateListen, type ListenOptions, type MessageHandler } from '../messaging/listener.js'
 import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
+import { HolderPipe, pipeNameFor } from './holder-pipe.js'
+import { retryWhileBusy } from './busy-retry.js'
 import type { Keeper } from '../keeper/keeper.js'
 
 /**
@@ -143,15 +145,18 @@ export class PidLock<D = unknown> extends LockGuard {
   readonly #fd: number
   readonly #ino: number
   readonly #dev: number
+  /** dev and ino as bigints: NTFS file ids take 64 bits, more than a number holds exactly. */
+  readonly #key: string
   #handedOver = false
-  readonly #listener: Listener | null
+  /** The message Listener, or on Windows without onMessage the bare pipe that says we live. */
+  readonly #listener: Endpoint | null
   /** The keeper's copy (keeper option on): it unlinks the file if this process is killed. */
   readonly #keeper: KeeperHold | null
   #slot: number | null = null
   #shared = false
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Listener | null = null, keeper: Keeper | null = null) {
+  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number; key: string }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Endpoint | null = null, keeper: Keeper | null = null) {
     super(`pid lock ${path}`, options.onCompromised)
     this.#keeper = holdLock(keeper, path, file.dev, file.ino, owner.token)
     if (this.#keeper) this.relabel(`pid lock ${path}${this.#keeper.note}`)
@@ -162,6 +167,7 @@ export class PidLock<D = unknown> extends LockGuard {
     this.#fd = file.fd
     this.#ino = file.ino
     this.#dev = file.dev
+    this.#key = file.key
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
     this.#listener = listener
     listener?.activate()
@@ -194,8 +200,7 @@ export class PidLock<D = unknown> extends LockGuard {
 
   #lostBecause(): string | null {
     try {
-      const stats = lstatSync(this.path)
-      return stats.ino === this.#ino && stats.dev === this.#dev ? null : 'the lock file was replaced by another file'
+      return fileKey(lstatSync(this.path, { bigint: true })) === this.#key ? null : 'the lock file was replaced by another file'
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'the lock file was deleted'
       return `the lock file could not be checked (${(err as Error).message})`
@@ -224,7 +229,8 @@ export class PidLock<D = unknown> extends LockGuard {
       else this.#keeper?.release()
     } finally {
       closeSync(this.#fd)
-      // After the lock file: a sender that finds the socket gone then finds the lock gone too.
+      // After the lock file: a sender that finds the socket gone then finds the lock gone too,
+      // and on Windows a checker that finds the pipe gone (proof of death) finds no lock file.
       this.#listener?.close()
     }
   }
@@ -514,6 +520,14 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
   return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
 }
 
+/** What PidLock needs of the Listener, or of the Windows HolderPipe that stands in for it. */
+type Endpoint = Pick<Listener, 'activate' | 'close'>
+
+/** A file's identity: dev and ino from bigint stats, exact on every file system. */
+function fileKey(stats: { dev: bigint; ino: bigint }): string {
+  return `${stats.dev}:${stats.ino}`
+}
+
 /** Why an attempt did not get the lock. */
 interface Held {
   snapshot: Snapshot
@@ -537,9 +551,10 @@ class Attempt {
   #fd: number
   #ino = 0
   #dev = 0
+  #key = ''
   readonly #owner: LockOwner
   #linked = false
-  #listener: Listener | null = null
+  #listener: Endpoint | null = null
   /** This thread's keeper, named in our record as co-holder (not for pidOnly: a bare PID can't name it). */
   readonly #keeper: Keeper | null
 
@@ -578,14 +593,21 @@ class Attempt {
         // Listening before the race, so the socket named in the record answers from the moment
         // the lock is won; it hands nothing to the handler until then (activate()).
         this.#listener = new Listener(this.#owner.token, opts.onMessage, validateListen(opts.onMessage, opts.messaging))
-        this.#owner.socket = this.#listener.path
+        this.#owner.socket = (this.#listener as Listener).path
+      }
+      if (process.platform === 'win32' && !opts.pidOnly) {
+        // The pipe by which others see us alive (holder-pipe.ts), listening before the record
+        // that names it exists. With onMessage the Listener is that very pipe.
+        this.#listener ??= new HolderPipe(this.#owner.token)
+        this.#owner.pipe = pipeNameFor(this.#owner.token)
       }
       const record = formatRecord(this.#owner, opts.pidOnly)
       const written = writeSync(this.#fd, record)
       if (written !== Buffer.byteLength(record)) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
-      const stats = fstatSync(this.#fd)
-      this.#ino = stats.ino
-      this.#dev = stats.dev
+      const stats = fstatSync(this.#fd, { bigint: true })
+      this.#ino = Number(stats.ino)
+      this.#dev = Number(stats.dev)
+      this.#key = fileKey(stats)
     } catch (err) {
       this.close()
       throw fsError(err, path, 'write the lock file')
@@ -661,7 +683,7 @@ class Attempt {
 
   #won(target: string, previous: Snapshot | null): PidLock {
     this.#linked = true
-    const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev }
+    const file = { fd: this.#fd, ino: this.#ino, dev: this.#dev, key: this.#key }
     this.close()
     // The dead holder's socket (SIGKILL leaves it) goes with its lock.
     if (previous?.kind === 'record') removeDeadSocket(previous.owner, writerOf(previous.stats))
@@ -671,7 +693,7 @@ class Attempt {
   /** Exclusive create of `name` as a link to our record: true if we won it. */
   #link(name: string): boolean {
     try {
-      linkSync(this.#private, name)
+      retryWhileBusy(() => linkSync(this.#private, name))
       return true
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
@@ -706,7 +728,8 @@ class Attempt {
         this.#unlinkIfOurs(claim)
         return 'changed'
       }
-      renameSync(claim, name)
+      // Windows: EPERM while a reader has the dead file open; only we may proceed on `seen`, so wait.
+      retryWhileBusy(() => renameSync(claim, name))
       // Did we move our own claim? Not if someone removed it and another taker won the name anew.
       return this.#isOurs(name) ? 'won' : 'changed'
     } catch (err) {
@@ -718,8 +741,8 @@ class Attempt {
   }
 
   #isOurs(name: string): boolean {
-    const stats = lstatSync(name, { throwIfNoEntry: false })
-    return stats?.ino === this.#ino && stats.dev === this.#dev
+    const stats = lstatSync(name, { bigint: true, throwIfNoEntry: false })
+    return stats !== undefined && fileKey(stats) === this.#key
   }
 
   #unlinkIfOurs(name: string): void {

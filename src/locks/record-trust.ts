@@ -3,6 +3,7 @@ import { basename, dirname, isAbsolute } from 'node:path'
 import { childProcess } from '../builtins.js'
 import { judgeOwner, procIsOurs, shown } from '../owner.js'
 import { keeperHolds, type Snapshot, type SnapshotVerdict } from './lock-record.js'
+import { pipeNameFor, pipeState } from './holder-pipe.js'
 
 /**
  * The trust rule (docs/threat-model.md). A lock file says whatever its writer chose: in a shared
@@ -155,9 +156,13 @@ export type SocketCheck = CheckedSocket | 'none' | 'denied' | { untrusted: strin
 export function checkSocket(owner: { token: string; socket?: string | null | undefined }, writerUid: number | null): SocketCheck {
   const path = owner.socket
   if (!path) return 'none'
-  // A named pipe has no owner or directory to check; issue 20 gives Windows its own rule.
-  if (process.platform === 'win32') return { path, close() {} }
   const untrusted = (why: string) => ({ untrusted: `the message socket ${path} named in the lock record ${why}` })
+  // Windows: a named pipe has no directory or owner uid to check (Windows has no uids, see
+  // writerOf); only the record's own pipe, named after its token, and only while it is there.
+  if (process.platform === 'win32') {
+    if (path !== pipeNameFor(owner.token)) return untrusted(`is not the pipe named after the record's token (${pipeNameFor(owner.token)})`)
+    return pipeState(owner.token) === 'there' ? { path, close() {} } : 'none'
+  }
   if (!isAbsolute(path) || basename(path) !== `${owner.token}.sock`) return untrusted(`is not named after the record's token (${owner.token}.sock)`)
   let fd: number
   try {

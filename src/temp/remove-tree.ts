@@ -1,6 +1,7 @@
 import { childProcess } from '../builtins.js'
 import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { removeTreeByPath } from './remove-walk.js'
 
 // Removal of temp entries that another user may be racing (see docs/threat-model.md).
 //
@@ -10,7 +11,8 @@ import { basename, dirname, join } from 'node:path'
 // and friends, which Node lacks. A directory is entered only through open(O_NOFOLLOW|O_DIRECTORY)
 // of one name in a directory already held open: a symlink swapped in is never followed, and a
 // directory swapped in is one its swapper could have renamed anyway. Modes change only through
-// such a descriptor. Elsewhere (macOS, or no /proc), rm -rf does the walk: see removeWithRm.
+// such a descriptor. On Windows, a walk by path that never follows a link (remove-walk.ts).
+// Elsewhere (macOS, or no /proc), rm -rf does the walk: see removeWithRm.
 
 /**
  * What a temp entry was when it was created. `dev` and `ino` name the inode; they are compared
@@ -48,7 +50,7 @@ export function identityOf(stats: { dev: number; ino: number; isDirectory(): boo
  * - Throws the errno error (`code` set) of a step that failed, e.g. `EACCES`, or `ENOTEMPTY` when
  *   entries keep appearing faster than they are removed. A partly removed tree stays partly
  *   removed; calling again carries on.
- * - Synchronous; spawns no process on Linux (it runs `rm` elsewhere, and where /proc is missing).
+ * - Synchronous; spawns no process on Linux or Windows (it runs `rm` elsewhere, and where /proc is missing).
  *
  * What is left to chance is the last name lookup: between the identity check and the final
  * unlink or rmdir of `path` itself, whoever can rename entries in its parent directory (the
@@ -63,6 +65,7 @@ export function identityOf(stats: { dev: number; ino: number; isDirectory(): boo
  * removeEntrySync(path, entry)
  */
 export function removeEntrySync(path: string, entry: EntryIdentity): boolean {
+  if (process.platform === 'win32') return entry.isDir ? removeByWalk(path, entry) : removeFile(path, entry)
   if (!procFdWorks()) return entry.isDir ? removeWithRm(path, entry) : removeFile(path, entry)
   const dir = dirname(path)
   const name = basename(path)
@@ -317,6 +320,17 @@ function failure(errCode: string | undefined, shown: string, cause: unknown): Wa
       : errCode === 'EROFS' ? 'the file system is read-only'
         : (cause as Error).message.replace(/, \w+ '\/proc\/self\/fd\/.*$/, '')
   return new WalkError(errCode ?? 'EIO', shown, why)
+}
+
+/** Windows: the directory `entry` at `path`, removed by a walk by path (remove-walk.ts). */
+function removeByWalk(path: string, entry: EntryIdentity): boolean {
+  try {
+    return removeTreeByPath(path, (stats) => checkSame(stats, entry))
+  } catch (err) {
+    // The identity errors (EREPLACED, ENOTDIR) come as they are; an errno error with its code.
+    if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) throw err
+    throw failure(code(err), path, err).at(path)
+  }
 }
 
 // Without /proc/self/fd: rm -rf walks with openat/unlinkat and never follows a symlink, neither
