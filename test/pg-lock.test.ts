@@ -122,6 +122,12 @@ describe.skipIf(!url)('acquirePgLock against a real server', () => {
     expect(await exitguardSessions()).toBe(0)
   })
 
+  it('an option given as undefined means its default, as the types say (wait: undefined rejected before)', async () => {
+    const lock = await acquirePgLock(freshKey(), { connectionString: url, wait: undefined, signal: undefined, data: undefined, command: undefined })
+    expect(lock.owner.data).toBeNull()
+    await lock.release()
+  })
+
   it('await using releases at the end of the scope; a bigint key works', async () => {
     const key = -123456789012345n
     {

@@ -11,11 +11,11 @@ import { reapPidLock } from '../locks/pid-lock.js'
 /** Options of `stopHolder`. */
 export interface StopHolderOptions {
   /** The signal to send first: a name (`'SIGTERM'`) or a number. Default `'SIGTERM'`. */
-  signal?: SignalName | number
+  signal?: SignalName | number | undefined
   /** Milliseconds to wait for the holder to die or release the lock. Default 10000 (as `docker stop`). */
-  timeout?: number
+  timeout?: number | undefined
   /** If it still runs after `timeout`, send SIGKILL and wait up to `timeout` again. Default false. */
-  kill?: boolean
+  kill?: boolean | undefined
 }
 
 /** What `stopHolder` did. */

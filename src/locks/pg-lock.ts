@@ -1,3 +1,4 @@
+import { definedOnly } from '../defined-only.js'
 import { crypto } from '../builtins.js'
 import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue, isThisProcess } from '../errors.js'
 import { warn } from './lock-guard.js'
@@ -536,7 +537,8 @@ interface ValidOptions {
 
 function validate(options: PgLockOptions): ValidOptions {
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
-  const o = { wait: 0, ...options }
+  // Spread without the undefined keys: every option documents undefined as its default.
+  const o = { wait: 0, ...definedOnly(options) }
   if (o.connectionString !== undefined && (typeof o.connectionString !== 'string' || o.connectionString === '')) {
     throw invalidArgType('connectionString', 'a non-empty string', o.connectionString)
   }

@@ -46,7 +46,8 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
     const stats = fstatSync(fd)
     const uid = process.geteuid?.()
     if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) throw unsafe(dir, `belongs to uid ${stats.uid}, who could remove a shared holder's record from it`)
-    if ((stats.mode & 0o022) !== 0) throw unsafe(dir, `has mode ${(stats.mode & 0o777).toString(8)}: others could remove a shared holder's record from it`)
+    // (Windows has no such mode bits: its directory modes always read 0o666.)
+    if (process.platform !== 'win32' && (stats.mode & 0o022) !== 0) throw unsafe(dir, `has mode ${(stats.mode & 0o777).toString(8)}: others could remove a shared holder's record from it`)
   } catch (err) {
     closeSync(fd)
     throw err
