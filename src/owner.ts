@@ -1,4 +1,5 @@
 import { childProcess } from './builtins.js'
+import { isExitedState, statFields } from './internal/proc-stat.js'
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
 import { pipeNameFor, pipeState } from './locks/holder-pipe.js'
@@ -210,15 +211,11 @@ function bootTimeOffsetTicks(): bigint {
 function readLinuxStat(pid: number): string[] | null {
   if (!procIsOurs()) return null
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return statFields(readFileSync(`/proc/${pid}/stat`, 'latin1'))
   } catch {
     return null
   }
 }
-
-const isGone = (state: string | undefined) => state === 'Z' || state === 'X'
 
 /**
  * True if `pid` has exited and only waits to be reaped by its parent (Linux). The main
@@ -227,7 +224,7 @@ const isGone = (state: string | undefined) => state === 'Z' || state === 'X'
  * threads have finished their in-flight system calls. So every task must be a zombie.
  */
 function isZombie(pid: number): boolean {
-  if (process.platform !== 'linux' || !isGone(readLinuxStat(pid)?.[0])) return false
+  if (process.platform !== 'linux' || !isExitedState(readLinuxStat(pid)?.[0])) return false
   let tasks: string[]
   try {
     tasks = readdirSync(`/proc/${pid}/task`)
@@ -236,8 +233,7 @@ function isZombie(pid: number): boolean {
   }
   return tasks.every((tid) => {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1')
-      return isGone(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0])
+      return isExitedState(statFields(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1'))[0])
     } catch (err) {
       // That thread is gone: ENOENT, or ESRCH when it was released between the listing and the read.
       const code = (err as NodeJS.ErrnoException).code

@@ -1,10 +1,10 @@
-import { writeSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 import { debuglog, format } from 'node:util'
 import type { onExit as OnSignalExit } from 'signal-exit'
 import { signals } from 'signal-exit/signals'
 import type { ExitRegistry } from './registry.js'
 import { requireLazily } from '../require-lazily.cjs'
+import { writeStderr } from '../internal/stderr.js'
 
 const debug = debuglog('exitguard')
 
@@ -37,13 +37,13 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
     synchronous = true
     for (let entry = registry.takeNewest(); entry; entry = registry.takeNewest()) {
       if (isAsyncFunction(entry.fn)) {
-        report(`exitguard: async exit handler "${entry.label}" skipped: on ${reason} only synchronous work can run`)
+        writeStderr(`exitguard: async exit handler "${entry.label}" skipped: on ${reason} only synchronous work can run`)
         continue
       }
       const result = call(entry.label, entry.fn, entry.args, reason)
       if (isThenable(result)) {
         result.then(undefined, () => {})
-        report(`exitguard: exit handler "${entry.label}" returned a promise on ${reason}; it could not be awaited`)
+        writeStderr(`exitguard: exit handler "${entry.label}" returned a promise on ${reason}; it could not be awaited`)
       }
     }
     synchronous = false
@@ -72,7 +72,7 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
           (err: unknown) => (reportError(entry.label, reason, err), true),
         )
         if (!(await Promise.race([settled, stop.then(() => false)]))) {
-          report(`exitguard: exit handler "${entry.label}" did not finish on ${reason}: ${stopped}`)
+          writeStderr(`exitguard: exit handler "${entry.label}" did not finish on ${reason}: ${stopped}`)
         }
       }
       stopGraceful?.('done')
@@ -187,17 +187,9 @@ function call(label: string, fn: (...args: unknown[]) => unknown, args: unknown[
 }
 
 function reportError(label: string, reason: string, err: unknown): void {
-  report(`exitguard: exit handler "${label}" failed on ${reason} (the other handlers still run):\n${format(err)}`)
+  writeStderr(`exitguard: exit handler "${label}" failed on ${reason} (the other handlers still run):\n${format(err)}`)
 }
 
-function report(message: string): void {
-  try {
-    // Synchronous: at exit there is no later tick to flush a stream.
-    writeSync(2, message + '\n')
-  } catch {
-    // stderr is closed: nothing left to tell.
-  }
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function'

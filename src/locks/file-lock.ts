@@ -6,6 +6,7 @@ import type { LockOwner } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { lazyModule } from '../require-lazily.cjs'
+import { sleepSync } from '../internal/sleep-sync.js'
 
 /** proper-lockfile, loaded on first use: loading it installs exit handlers. */
 const lockfile = lazyModule<typeof Lockfile>('proper-lockfile')
@@ -348,7 +349,3 @@ function heldMessage(path: string, lockfilePath: string, mtime: Date | null, sta
   )
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4))
-function sleepSync(ms: number): void {
-  if (ms > 0) Atomics.wait(sleeper, 0, 0, ms)
-}

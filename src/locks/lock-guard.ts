@@ -1,6 +1,6 @@
-import { writeSync } from 'node:fs'
 import type { LockCompromisedError } from '../errors.js'
 import { onExit, type Registration } from '../exit/registry.js'
+import { writeStderr } from '../internal/stderr.js'
 
 /**
  * The shell shared by `PidLock` and `FileLock`: released/compromised state, an exit
@@ -50,7 +50,7 @@ export abstract class LockGuard implements Disposable {
   /** @internal An explicit release throws `error`; the exit-time one reports it on stderr. */
   protected failed(error: Error, atExit: boolean): void {
     if (!atExit) throw error
-    warn(`exitguard: ${error.message}`)
+    writeStderr(`exitguard: ${error.message}`)
   }
 
   /** @internal Records the loss and reports it through onCompromised; never throws. */
@@ -59,7 +59,7 @@ export abstract class LockGuard implements Disposable {
     try {
       this.#onCompromised(err)
     } catch (thrown) {
-      warn(`exitguard: onCompromised for ${this.path} threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
+      writeStderr(`exitguard: onCompromised for ${this.path} threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
     }
   }
 
@@ -82,14 +82,6 @@ export abstract class LockGuard implements Disposable {
 }
 
 function warnCompromised(err: LockCompromisedError): void {
-  warn(`exitguard: ${err.message}`)
+  writeStderr(`exitguard: ${err.message}`)
 }
 
-/** Writes a line to stderr, synchronously (it may run at exit); never throws. */
-export function warn(message: string): void {
-  try {
-    writeSync(2, message + '\n')
-  } catch {
-    // no stderr
-  }
-}

@@ -1,11 +1,11 @@
 import { definedOnly } from '../defined-only.js'
 import { crypto } from '../builtins.js'
 import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue, isThisProcess } from '../errors.js'
-import { warn } from './lock-guard.js'
 import { describeOwner, selfIdentity, type LockOwner } from '../owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry, onExit, type Registration } from '../exit/registry.js'
+import { writeStderr } from '../internal/stderr.js'
 
 /**
  * The part of a node-postgres `Client` we use. Typed structurally so that
@@ -362,7 +362,7 @@ class HeldPgLock implements PgLock {
       this.#released = true
       return undefined
     }
-    return this.release().catch((err: unknown) => warn(`exitguard: could not release the PostgreSQL lock ${this.where} at exit: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`))
+    return this.release().catch((err: unknown) => writeStderr(`exitguard: could not release the PostgreSQL lock ${this.where} at exit: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`))
   }
 
   async #release(): Promise<void> {
@@ -413,10 +413,10 @@ class HeldPgLock implements PgLock {
       try {
         this.onCompromised(err)
       } catch (thrown) {
-        warn(`exitguard: onCompromised threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
+        writeStderr(`exitguard: onCompromised threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
       }
     } else {
-      warn(`exitguard: ${err.message}`)
+      writeStderr(`exitguard: ${err.message}`)
     }
     if (this.own) this.client.end().catch(() => {})
   }

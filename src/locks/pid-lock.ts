@@ -13,6 +13,7 @@ import { holdLock, threadKeeper, type KeeperHold } from '../keeper/hold.js'
 import { HolderPipe, pipeNameFor } from './holder-pipe.js'
 import { retryWhileBusy } from './busy-retry.js'
 import type { Keeper } from '../keeper/keeper.js'
+import { sleepSync } from '../internal/sleep-sync.js'
 
 /**
  * Options of `acquirePidLock` and `acquirePidLockSync`. `D` is the type of `data`. Every option
@@ -907,7 +908,3 @@ const watchdog = new (class {
   }
 })()
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4))
-function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms)
-}

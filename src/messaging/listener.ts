@@ -5,10 +5,10 @@ import { net } from '../builtins.js'
 import { unlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
-import { warn } from '../locks/lock-guard.js'
 import { onExit, type Registration } from '../exit/registry.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, describeThrown, frameOf, toJson } from './frame.js'
 import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
+import { writeStderr } from '../internal/stderr.js'
 
 /**
  * Who sent a message, e.g. `{ pid: 4242, uid: 1000 }`. The sender states its own PID and uid in the message: Node has no
@@ -114,7 +114,7 @@ export class Listener {
     if (process.platform !== 'win32') ensurePrivateDir(dir, opts.socketDir === undefined)
     this.path = socketPathFor(dir, token)
     this.#server = net().createServer({ pauseOnConnect: true }, (socket) => this.#accept(socket))
-    this.#server.on('error', (err) => warn(`exitguard: the message socket ${this.path} failed: ${err.message}`))
+    this.#server.on('error', (err) => writeStderr(`exitguard: the message socket ${this.path} failed: ${err.message}`))
     // For a Unix socket, bind and listen happen inside listen(): `listening` tells at once.
     this.#server.listen(this.path)
     if (!this.#server.listening) {

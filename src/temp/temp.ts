@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, lstatSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, lstatSync, renameSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
@@ -9,6 +9,7 @@ import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.j
 import { checkCreatedNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
 import { holdTemp, type KeeperHold } from '../keeper/hold.js'
+import { writeStderr } from '../internal/stderr.js'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
 const tmp = lazyModule<typeof Tmp>('tmp')
@@ -177,11 +178,7 @@ function removeAtExit(guard: TempGuard): void {
   try {
     guard.remove()
   } catch (err) {
-    try {
-      writeSync(2, `exitguard: ${(err as Error).message}\n`)
-    } catch {
-      // stderr is closed: nothing left to tell.
-    }
+    writeStderr(`exitguard: ${(err as Error).message}`)
   }
 }
 
