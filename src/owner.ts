@@ -2,7 +2,7 @@ import { childProcess } from './builtins.js'
 import { isExitedState, statFields } from './internal/proc-stat.js'
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { hostname as osHostname } from 'node:os'
-import { pipeNameFor, pipeState } from './locks/holder-pipe.js'
+import { pipeNameFor, pipeState } from './internal/holder-pipe-name.js'
 
 /** Who a process is, in a form that survives PID reuse and reboots. */
 export interface ProcessIdentity {
