@@ -23,6 +23,7 @@ export type ExitguardOwnErrorCode =
   | 'EHANDLER' // messageHolder: the holder's onMessage threw
   | 'ETOOBIG' // a message or reply over maxBytes
   | 'ENOREPLY' // messageHolder: the connection ended without a reply
+  | 'EBADMSG' // messageHolder: the holder broke the protocol, or refused a message that did not follow it
   | 'EUNSAFE' // a socket directory other users can enter, or not ours
   | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
   | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
@@ -76,10 +77,10 @@ export class ExitguardError extends Error {
   readonly code: ExitguardErrorCode
   readonly path: string | undefined
 
-  constructor(code: string, message: string, options?: { path?: string; cause?: unknown }) {
+  constructor(code: ExitguardErrorCode, message: string, options?: { path?: string; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
-    this.code = code as ExitguardErrorCode
+    this.code = code
     this.path = options?.path
   }
 }
@@ -143,7 +144,7 @@ export class LockHeldError<D = unknown> extends ExitguardError {
   declare readonly code: 'ELOCKED' | 'ETIMEDOUT'
   readonly owner: LockOwner<D>
 
-  constructor(path: string, owner: LockOwner<D>, options: { code?: string; message?: string; foreign?: boolean } = {}) {
+  constructor(path: string, owner: LockOwner<D>, options: { code?: 'ELOCKED' | 'ETIMEDOUT'; message?: string; foreign?: boolean } = {}) {
     super(options.code ?? 'ELOCKED', options.message ?? heldMessage(path, owner, options.foreign ?? false), { path })
     this.owner = owner
   }
@@ -213,5 +214,11 @@ export function fsError(err: unknown, path: string, action: string, options: { d
         : e.code === 'EROFS' ? 'the file system is read-only'
           : e.code === 'ENOTDIR' ? (options.dir ? 'it is not a directory' : 'a part of the path is not a directory')
             : e.message
-  return new ExitguardError(e.code ?? 'EIO', `Could not ${action} ${path}: ${cause}.`, { path, cause: err })
+  return new ExitguardError(systemCode(err, 'EIO'), `Could not ${action} ${path}: ${cause}.`, { path, cause: err })
+}
+
+/** A system error's code as passed on (libuv's names: SystemErrorCode), or `fallback` where it has none. */
+export function systemCode(err: unknown, fallback: ExitguardErrorCode): ExitguardErrorCode {
+  const code = (err as NodeJS.ErrnoException | null)?.code
+  return typeof code === 'string' && code !== '' ? (code as SystemErrorCode) : fallback
 }

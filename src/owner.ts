@@ -281,30 +281,6 @@ export function openInThisProcess(stats: { dev: number; ino: number }): boolean 
   return false
 }
 
-/** Milliseconds since the epoch when `pid` started, where the OS tells (Linux), else null. */
-export function readStartedAt(pid: number): number | null {
-  const ticks = readStartTime(pid)
-  const bootTime = readBootTime()
-  if (ticks === null || bootTime === null || process.platform !== 'linux') return null
-  // USER_HZ, the unit of field 22, is 100 on every Linux architecture Node runs on.
-  return bootTime + Number(ticks) * 10
-}
-
-let bootTimeCache: number | null | undefined
-
-/** Milliseconds since the epoch when the machine booted (Linux `btime`), else null. */
-export function readBootTime(): number | null {
-  if (bootTimeCache === undefined) {
-    try {
-      const match = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))
-      bootTimeCache = match ? Number(match[1]) * 1000 : null
-    } catch {
-      bootTimeCache = null
-    }
-  }
-  return bootTimeCache
-}
-
 /** `kill(pid, 0)`: ESRCH means no such process; EPERM means it exists under another user. */
 export function pidExists(pid: number): boolean {
   try {

@@ -110,18 +110,9 @@ const defaultIo: CliIo = {
 }
 
 /**
- * The `exitguard` command line. Returns the exit code and never exits, so it
- * can be embedded and tested; a command that died by a signal gives 128 + its
- * number, as in a shell (the bin re-raises the signal instead, via `cli`).
- *
- * @example
- * process.exitCode = await main(['status', '/tmp/app.pid'])
+ * The `exitguard` command line. Never exits, so it can be embedded and tested: it says how the
+ * process should end, with an exit code or by a signal (bin.ts re-raises it).
  */
-export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
-  return (await cli(argv, io)).code
-}
-
-/** The same as `main`, but says when the process should die by a signal. */
 export async function cli(argv: string[], io: CliIo = defaultIo): Promise<Outcome> {
   const [command, ...rest] = argv
   try {

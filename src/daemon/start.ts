@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process'
 import { childProcess } from '../builtins.js'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { ExitguardError, fsError } from '../errors.js'
+import { ExitguardError, fsError, type ExitguardErrorCode } from '../errors.js'
 import { readStartTime, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { holderOption } from '../locks/lock-record.js'
 import { acquirePidLock, reapPidLock, type PidLock } from '../locks/pid-lock.js'
@@ -34,7 +34,7 @@ export class DaemonStartError extends ExitguardError {
   readonly exitCode: number | null
   readonly signal: SignalName | null
 
-  constructor(code: string, message: string, exitCode: number | null, signal: SignalName | null) {
+  constructor(code: ExitguardErrorCode, message: string, exitCode: number | null, signal: SignalName | null) {
     super(code, message)
     this.exitCode = exitCode
     this.signal = signal

@@ -1,4 +1,4 @@
-import { ExitguardError } from '../errors.js'
+import { ExitguardError, type ExitguardErrorCode } from '../errors.js'
 import type { LockOwner } from '../owner.js'
 
 /**
@@ -20,7 +20,7 @@ export class MessageError extends ExitguardError {
   /** The holder's record, when there is one. */
   readonly owner: LockOwner | null
 
-  constructor(code: string, path: string, message: string, owner: LockOwner | null = null) {
+  constructor(code: ExitguardErrorCode, path: string, message: string, owner: LockOwner | null = null) {
     super(code, message, { path })
     this.owner = owner
   }

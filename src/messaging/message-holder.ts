@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { net } from '../builtins.js'
 import { statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { invalidArgType, invalidArgValue } from '../errors.js'
+import { invalidArgType, invalidArgValue, type ExitguardErrorCode } from '../errors.js'
 import { describeOwner, shown, type LockOwner } from '../owner.js'
 import { readPidLock, type PidLockTaken } from '../locks/pid-lock.js'
 import { checkSocket, type CheckedSocket } from '../locks/record-trust.js'
@@ -86,7 +86,7 @@ export async function messageHolder(path: string, message: unknown, options: Mes
         return outcome.value
       case 'remote-error':
         if (outcome.code === 'EHANDLER') throw new MessageError('EHANDLER', lockPath, `The message handler of ${describeOwner(owner)} threw: ${outcome.message}`, owner)
-        if (outcome.code !== 'EBUSY') throw new MessageError(outcome.code, lockPath, `The holder of ${lockPath} (PID ${owner.pid}) refused the message: ${outcome.message}.`, owner)
+        if (outcome.code !== 'EBUSY') throw new MessageError(replyCode(outcome.code), lockPath, `The holder of ${lockPath} (PID ${owner.pid}) refused the message: ${outcome.message}.`, owner)
         break // busy: retry below
       case 'busy':
         break
@@ -141,7 +141,7 @@ async function exchangeClosing(socket: CheckedSocket, frame: Buffer, maxReply: n
  * `code`. A process killed with SIGKILL closes its sockets a moment before it counts as dead
  * (its descriptors close before it becomes a zombie), so this looks again for a short while.
  */
-async function afterFailure(lockPath: string, owner: LockOwner, deadline: number, code: string, message: string): Promise<MessageError> {
+async function afterFailure(lockPath: string, owner: LockOwner, deadline: number, code: 'ENOLISTENER' | 'ENOREPLY', message: string): Promise<MessageError> {
   const until = Math.min(deadline, Date.now() + DEATH_GRACE_MS)
   for (;;) {
     let now: ReturnType<typeof readPidLock> | null = null
@@ -157,6 +157,11 @@ async function afterFailure(lockPath: string, owner: LockOwner, deadline: number
     if (now === null || Date.now() >= until) return new MessageError(code, lockPath, message, owner)
     await new Promise((r) => setTimeout(r, 5))
   }
+}
+
+/** A refusal's code as the holder sent it: one of the listener's, else the holder broke the protocol. */
+function replyCode(code: string): ExitguardErrorCode {
+  return (['ENOTHELD', 'ETOOBIG', 'EBADMSG', 'EHANDLER'] as const).find((known) => known === code) ?? 'EBADMSG'
 }
 
 /** How long a holder that broke a connection off gets to show up as dead (its teardown); past it: ENOREPLY. */

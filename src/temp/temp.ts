@@ -2,7 +2,7 @@ import { closeSync, fstatSync, lstatSync, renameSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
-import { ExitguardError, fsError, invalidArgType, invalidArgValue } from '../errors.js'
+import { ExitguardError, fsError, invalidArgType, invalidArgValue, systemCode } from '../errors.js'
 import { onExit, type Registration } from '../exit/registry.js'
 import { reapOnce } from './reap.js'
 import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.js'
@@ -118,8 +118,7 @@ abstract class TempGuard {
         this.afterRemove()
       }
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'EREMOVE'
-      throw new ExitguardError(code, `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
+      throw new ExitguardError(systemCode(err, 'EREMOVE'), `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
     }
     this.#released = true
     this.#registration?.unregister()
@@ -146,7 +145,7 @@ abstract class TempGuard {
       } catch (err) {
         // Already gone: nothing to keep, nothing to rename. Anything else: stay as we were.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-          throw new ExitguardError((err as NodeJS.ErrnoException).code ?? 'EIO', `Could not keep ${this.describe()} ${this.#path}: renaming it to ${to} failed: ${(err as Error).message}`, { path: this.#path, cause: err })
+          throw new ExitguardError(systemCode(err, 'EIO'), `Could not keep ${this.describe()} ${this.#path}: renaming it to ${to} failed: ${(err as Error).message}`, { path: this.#path, cause: err })
         }
       }
     }
