@@ -1,13 +1,14 @@
 // The keeper (src/keeper/): what a SIGKILLed process or an ended worker thread held is released
 // by a helper process, with real processes, real signals and real files.
 import { execFileSync, spawn, spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
-import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { readPidLock } from '../src/index.js'
 import { lockLine, tempLine } from '../src/keeper/keeper-lines.js'
 import { makeKeeperPipe } from '../src/keeper/keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from '../src/keeper/keeper-program.js'
+import { buildAttacker, secondUserSkipReason, startAsNobody } from './helpers/attacker.js'
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
 import { endStarted, eventually, keeperProcesses, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
 
@@ -315,6 +316,125 @@ describe.skipIf(!linux)('the keeper program itself', () => {
       expect(existsSync(file), kind).toBe(false)
       expect(existsSync(lock), kind).toBe(true) // not ours: left alone
     }
+  })
+})
+
+const secondUserSkip = secondUserSkipReason()
+if (secondUserSkip) console.warn(`exitguard: SKIPPING the second-user attack on the keeper's input: ${secondUserSkip}`)
+
+describe.skipIf(secondUserSkip !== null)('a second local user (uid 65534) racing to swap the keeper’s input in a TMPDIR anyone can write, not sticky', () => {
+  // The attacker (test/fixtures/keeper-fifo-race.c) swaps the owner's new FIFO directory for one
+  // of its own whose FIFO already holds a forged line: remove a root file outside, whose (dev,
+  // ino, birth time) anyone can read with stat. An owner that opened the FIFO by name fed that
+  // line to its keeper, which rm -rf'd the file once the owner died.
+  let attackerBin: ReturnType<typeof buildAttacker>
+  let tmpdirAnyone: string
+  let precious: string
+  let forged: string
+  beforeAll(() => {
+    attackerBin = buildAttacker('keeper-fifo-race')
+  })
+  afterAll(() => attackerBin?.cleanup())
+  beforeEach(() => {
+    chmodSync(dir, 0o755) // uid 65534 must reach the TMPDIR and stat the outside file
+    tmpdirAnyone = join(dir, 'tmp')
+    mkdirSync(tmpdirAnyone)
+    chmodSync(tmpdirAnyone, 0o777) // world-writable, no sticky bit
+    mkdirSync(join(dir, 'outside'), { mode: 0o755 })
+    precious = join(dir, 'outside', 'precious')
+    writeFileSync(precious, 'root’s, not the keeper’s', { mode: 0o644 })
+    const st = lstatSync(precious, { bigint: true })
+    forged = `+999 ${tempLine(st.dev, st.ino, st.birthtimeNs, precious)!}`
+    mkdirSync(join(dir, 'work'), { mode: 0o700 })
+  })
+
+  /** A root owner with the keeper on and TMPDIR there, holding one temp file in a private dir of its own. */
+  async function startOwner(): Promise<{ owner: RunningChild; keeper: number | null; file: string }> {
+    const script = `
+      import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      import { threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
+      const file = tempFileSync({ dir: process.argv[1] })
+      console.log(JSON.stringify({ keeper: threadKeeper()?.pid ?? null, file: file.path }))
+      console.log('ready')
+      setInterval(() => {}, 1000)
+    `
+    const owner = track(startNode('--input-type=module', ['-e', script, join(dir, 'work')], { env: { TMPDIR: tmpdirAnyone, EXITGUARD_KEEPER: '1', NODE_DEBUG: 'exitguard' } }))
+    await owner.waitFor('ready')
+    const { keeper, file } = JSON.parse(owner.stdout().split('\n')[0]!) as { keeper: number | null; file: string }
+    if (keeper !== null) remember(keeper)
+    return { owner, keeper, file }
+  }
+  const said = (out: string, what: RegExp) => out.split('\n').filter((line) => what.test(line)).length
+
+  it('an owner never feeds its keeper the forged line: the outside file survives, and the keeper works (or there is none)', async () => {
+    // Without the attacker, the same TMPDIR: a keeper, which releases after SIGKILL (so the
+    // rounds below can tell "refused" from "never works here").
+    const control = await startOwner()
+    expect(control.keeper).not.toBeNull()
+    control.owner.child.kill('SIGKILL')
+    await control.owner.done
+    expect(await eventually(() => !running(control.keeper!) && !existsSync(control.file))).toBe(true)
+
+    const attacker = track(startAsNobody(attackerBin.bin, [tmpdirAnyone, forged], 300_000))
+    await attacker.waitFor('ready')
+    const rounds = 6
+    let without = 0
+    for (let round = 1; round <= rounds; round++) {
+      const { owner, keeper, file } = await startOwner()
+      // The attacker closes what it still holds open: the keeper's EOF then comes with the owner's end.
+      process.kill(attacker.pid, 'SIGUSR1')
+      expect(await eventually(() => said(attacker.stdout(), /^released$/) === round)).toBe(true)
+      owner.child.kill('SIGKILL')
+      await owner.done
+      if (keeper !== null) {
+        expect(await eventually(() => !running(keeper)), `round ${round}`).toBe(true)
+        expect(existsSync(file), `round ${round}: the keeper released the owner's file`).toBe(false)
+      } else {
+        without++
+        expect(owner.stderr()).toMatch(/keeper: none, as no input pipe only this process can write could be made \(EUNSAFE: /)
+        rmSync(file)
+      }
+      expect(existsSync(precious), `round ${round}: ${attacker.stdout().replace(/\n/g, ' | ')}`).toBe(true)
+    }
+    const swapped = said(attacker.stdout(), /^swapped /)
+    expect(swapped).toBeGreaterThanOrEqual(1) // it did race: else this proves nothing
+    console.log(`keeper input attack: the attacker swapped ${swapped} of ${rounds} owners' directories; ${without} owners refused what they found and ran without a keeper, ${rounds - without} had one`)
+  })
+
+  it('by name (macOS’s way, no /proc/self/fd) every descriptor is checked: what the attacker swapped in is refused, never read', async () => {
+    const attacker = track(startAsNobody(attackerBin.bin, [tmpdirAnyone, forged], 300_000))
+    await attacker.waitFor('ready')
+    const saved = process.env.TMPDIR
+    process.env.TMPDIR = tmpdirAnyone
+    let refused = 0
+    try {
+      for (let round = 1; round <= 6; round++) {
+        let pipe: ReturnType<typeof makeKeeperPipe>
+        try {
+          pipe = makeKeeperPipe(false)
+        } catch (err) {
+          expect(err, `round ${round}`).toMatchObject({ code: 'EUNSAFE' })
+          refused++
+          continue
+        }
+        try {
+          // Ours: nothing in it but what we write (the forged line would come first).
+          writeSync(pipe.write, 'probe\n')
+          const got = Buffer.alloc(4096)
+          expect(got.toString('utf8', 0, readSync(pipe.read, got)), `round ${round}`).toBe('probe\n')
+          expect(fstatSync(pipe.read).uid).toBe(0)
+        } finally {
+          closeSync(pipe.read)
+          closeSync(pipe.write)
+        }
+      }
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = saved
+    }
+    // (The rounds ran synchronously: the attacker's lines are read only now.)
+    expect(await eventually(() => said(attacker.stdout(), /^swapped /) >= 1, 10_000)).toBe(true)
+    console.log(`keeper input attack, by name: the attacker swapped ${said(attacker.stdout(), /^swapped /)} directories and replaced ${said(attacker.stdout(), /^fifo$/)} FIFOs; ${refused} of 6 pipes were refused, the others were ours`)
   })
 })
 
