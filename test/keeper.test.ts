@@ -112,6 +112,21 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     expect(readFileSync(lockPath)).toEqual(record)
   })
 
+  for (const call of ['tempFileSync', 'tempDirSync', 'tempFile', 'tempDir'] as const) {
+    it(`${call}, a thread's first guard, SIGKILLed the moment the entry exists: the keeper was there first and removes it`, async () => {
+      // The fixture kills itself once the entry exists, at the first process start (the keeper's,
+      // if it only starts now) or when the call returns. A keeper started after the entry left
+      // ~25 ms of spawning in which a SIGKILL left the entry for good, with no keeper at all.
+      const tag = `first-${process.pid}-${Date.now()}`
+      const c = track(startNode(join(fixtures, 'keeper-first-guard.mjs'), [dir, call], { env: { [RUN_TAG]: tag } }))
+      const r = await c.done
+      expect(r.signal).toBe('SIGKILL')
+      expect(await eventually(() => keeperProcesses(tag).length === 0)).toBe(true)
+      expect(readdirSync(dir), r.stderr).toEqual([])
+      expect(r.stderr).toBe(`killed after ${call} returned\n`)
+    })
+  }
+
   it('a live owner is never acted on: a guard released early is forgotten, and a graceful exit leaves the keeper nothing', async () => {
     const script = `
       import { configure, tempFileSync, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
