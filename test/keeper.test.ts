@@ -1,16 +1,16 @@
 // The keeper (src/keeper/): what a SIGKILLed process or an ended worker thread held is released
 // by a helper process, with real processes, real signals and real files.
 import { execFileSync, spawn, spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
-import { chmodSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { readPidLock } from '../src/index.js'
-import { lockLine, tempLine } from '../src/keeper/keeper-lines.js'
+import { commandLine, lockLine, tempLine } from '../src/keeper/keeper-lines.js'
 import { makeKeeperPipe } from '../src/keeper/keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from '../src/keeper/keeper-program.js'
-import { buildAttacker, secondUserSkipReason, startAsNobody } from './helpers/attacker.js'
+import { buildAttacker, secondUserSkipReason, setpriv, startAsNobody } from './helpers/attacker.js'
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
-import { endStarted, eventually, keeperProcesses, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
+import { endStarted, eventually, keeperProcesses, processStarted, RUN_TAG, running, startTimeOf, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
 const linux = process.platform === 'linux'
@@ -282,7 +282,159 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
   })
 })
 
+/**
+ * Starts the keeper program as Keeper.start does, for the owner `task` (its /proc dir), `pid` and
+ * `start` (time): a pipe whose write end only this process holds (Node's own 'pipe' stdio is
+ * destroyed when the child exits), then the keeper's sh, which exits at once. As `uid` if given
+ * (root only). Returns the keeper's PID and the write end: closing it is the owner's end.
+ */
+function startProgram(task: string, pid: number, start: string, options: { uid?: number; env?: NodeJS.ProcessEnv } = {}): { pid: number; write: number } {
+  const pipe = makeKeeperPipe()
+  const as = options.uid === undefined ? [] : [setpriv!, `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups']
+  const [file, ...args] = [...as, '/bin/sh', '-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task, String(pid), start, '-c', KEEPER_WAIT]
+  const sh = spawnSync(file!, args, { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1', env: { ...process.env, ...options.env } } as SpawnSyncOptionsWithStringEncoding)
+  closeSync(pipe.read)
+  const keeper = Number(sh.stdout)
+  remember(keeper)
+  return { pid: keeper, write: pipe.write }
+}
+
+/** The PIDs whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const found: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(name))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found
+}
+
+/** A uid no process has, for RLIMIT_NPROC (which counts that user's processes), or why none can be used here. */
+function freshUid(): { uid: number } | { skip: string } {
+  if (process.getuid?.() !== 0) return { skip: 'it needs root, to run the keeper as a fresh uid (root is exempt from RLIMIT_NPROC) and to raise its limit again' }
+  if (!setpriv) return { skip: 'no setpriv (util-linux)' }
+  return { uid: 60000 + Math.floor(Math.random() * 5000) }
+}
+
+/** A directory for a keeper running as `uid`, in the test's dir (which that user can then enter). */
+function dirFor(uid: number): string {
+  chmodSync(dir, 0o755)
+  const own = join(dir, `uid-${uid}`)
+  mkdirSync(own, { mode: 0o700 })
+  chownSync(own, uid, uid)
+  return own
+}
+
 describe.skipIf(!linux)('the keeper program itself', () => {
+  it('no process can be started (EAGAIN: a process limit, memory pressure): no step is skipped, each is tried again until it runs', async (ctx) => {
+    // Under RLIMIT_NPROC a fork fails with EAGAIN, as it does under memory pressure around an OOM
+    // kill. The old keeper took a stat, cat or rm whose sh never ran for "it is gone" and skipped
+    // the entry for good: here it exited at once, leaving the temp file and the lock.
+    const fresh = freshUid()
+    const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p))
+    if ('skip' in fresh || !prlimit) {
+      const why = 'skip' in fresh ? fresh.skip : 'no prlimit (util-linux)'
+      console.warn(`exitguard: SKIPPING the keeper's fork-failure test: ${why}`)
+      return ctx.skip(why)
+    }
+    const own = dirFor(fresh.uid)
+    const file = join(own, 'left by a dead owner')
+    writeFileSync(file, 'x')
+    const lock = join(own, 'app.pid')
+    writeFileSync(lock, '4242\n{"exitguard":1,"pid":4242,"token":"tok"}\n')
+    const st = lstatSync(file, { bigint: true })
+    const lk = lstatSync(lock)
+    // The owner: alive until the keeper waits on it (that wait runs in a sh: a process).
+    const owner = spawn('sleep', ['600'], { stdio: 'ignore' })
+    remember(owner.pid!)
+    const { pid: keeper, write } = startProgram(`/proc/${owner.pid}`, owner.pid!, startTimeOf(owner.pid!)!, { uid: fresh.uid })
+    writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n`)
+    closeSync(write)
+    expect(await eventually(() => childrenOf(keeper).length > 0)).toBe(true)
+    // From now on the keeper (awk) can start no process: this user has one, the keeper itself.
+    // Set by a process of the keeper's own user, on the soft limit only: root needs CAP_SYS_RESOURCE
+    // for another user's process, which a container's root may lack.
+    const limit = (soft: string) => execFileSync(setpriv!, [`--reuid=${fresh.uid}`, `--regid=${fresh.uid}`, '--clear-groups', prlimit, '--pid', String(keeper), `--nproc=${soft}:`])
+    const hard = /^Max processes +\S+ +(\S+)/m.exec(readFileSync(`/proc/${keeper}/limits`, 'latin1'))![1]!
+    limit('1')
+    owner.kill('SIGKILL')
+    // The wait ends; the next steps (stat, rm; the lock's stat, cat, rm) each need a process.
+    expect(await eventually(() => childrenOf(keeper).length === 0)).toBe(true)
+    await eventually(() => !running(keeper), 1000) // a while, for a keeper that would skip and exit
+    expect(running(keeper)).toBe(true)
+    expect(existsSync(file)).toBe(true)
+    expect(existsSync(lock)).toBe(true)
+    limit(hard)
+    expect(await eventually(() => !existsSync(file) && !existsSync(lock))).toBe(true)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
+  it('a command that SIGKILL does not end keeps its lock held for as long as it runs: no 60 s limit', async (ctx) => {
+    // A process in D state outlives SIGKILL until its I/O ends. Here: a command of root's, which a
+    // keeper of another uid may not signal at all. The old stop gave up 6,000 sleeps of 10 ms
+    // after SIGKILL (60 s) and the lock was unlinked while the command still ran. To count those
+    // sleeps in seconds, not minutes, sleep(1) here is a script that counts its calls and returns.
+    const fresh = freshUid()
+    if ('skip' in fresh) {
+      console.warn(`exitguard: SKIPPING the keeper's no-give-up test: ${fresh.skip}`)
+      return ctx.skip(fresh.skip)
+    }
+    const own = dirFor(fresh.uid)
+    const lock = join(own, 'app.pid')
+    writeFileSync(lock, '4242\n{"exitguard":1,"pid":4242,"token":"tok"}\n')
+    const lk = lstatSync(lock)
+    const counted = join(own, 'sleeps')
+    writeFileSync(counted, '')
+    chownSync(counted, fresh.uid, fresh.uid)
+    mkdirSync(join(dir, 'bin'), { mode: 0o755 })
+    writeFileSync(join(dir, 'bin', 'sleep'), `#!/bin/sh\nprintf . >> ${counted}\n`, { mode: 0o755 })
+    const command = spawn('sleep', ['600'], { stdio: 'ignore' })
+    remember(command.pid!)
+    const { pid: keeper, write } = startProgram(join(dir, 'no-task'), 999999999, '1', { uid: fresh.uid, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } })
+    writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${commandLine(command.pid!, 0, startTimeOf(command.pid!)!)!}\n`)
+    closeSync(write)
+    const sleeps = () => statSync(counted).size
+    expect(await eventually(() => sleeps() > 6500 || !existsSync(lock), 150_000)).toBe(true)
+    expect(existsSync(lock), `after ${sleeps()} sleeps`).toBe(true)
+    expect(running(keeper)).toBe(true)
+    command.kill('SIGKILL')
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
+  it('a stop cut short (its sh died) goes on where it was: one SIGTERM, the grace counted from it, then SIGKILL', async (ctx) => {
+    // A retried stop that began again would send SIGTERM again and restart the grace period: under
+    // fork failures that last, SIGKILL would never come. Here sleep(1) kills the first sh that
+    // calls it (the stop's, after its SIGTERM), then sleeps as usual.
+    const fresh = freshUid()
+    if ('skip' in fresh) {
+      console.warn(`exitguard: SKIPPING the keeper's cut-short stop test: ${fresh.skip}`)
+      return ctx.skip(fresh.skip)
+    }
+    const own = dirFor(fresh.uid)
+    const lock = join(own, 'app.pid')
+    writeFileSync(lock, '4242\n{"exitguard":1,"pid":4242,"token":"tok"}\n')
+    const lk = lstatSync(lock)
+    mkdirSync(join(dir, 'bin'), { mode: 0o755 })
+    writeFileSync(join(dir, 'bin', 'sleep'), `#!/bin/sh\nif mkdir ${join(own, 'cut')} 2>/dev/null; then kill -KILL $PPID; fi\nexec /bin/sleep "$@"\n`, { mode: 0o755 })
+    const terms = join(own, 'terms')
+    // The command, as the keeper's user so that it may be signalled: it notes each SIGTERM and goes on.
+    const command = track(startCommand(setpriv!, [`--reuid=${fresh.uid}`, `--regid=${fresh.uid}`, '--clear-groups', '/bin/sh', '-c', `trap 'echo TERM >> ${terms}' TERM; echo ready; while :; do sleep 0.05; done`], { cwd: '/' }))
+    await command.waitFor('ready')
+    const { write } = startProgram(join(dir, 'no-task'), 999999999, '1', { uid: fresh.uid, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } })
+    writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${commandLine(command.pid, 300, startTimeOf(command.pid)!)!}\n`)
+    closeSync(write)
+    expect(await command.done).toMatchObject({ signal: 'SIGKILL' })
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(existsSync(join(own, 'cut'))).toBe(true) // the first stop was cut short
+    expect(readFileSync(terms, 'utf8')).toBe('TERM\n')
+  })
+
   it('a /proc read that fails (ESRCH while a dying task is released) is proof of death, never the keeper’s end', async () => {
     // A task released while the keeper reads its stat file makes read(2) fail with ESRCH; mawk's
     // getline aborted the whole keeper on that, so nothing was released (4 in 120 stressed
@@ -293,16 +445,10 @@ describe.skipIf(!linux)('the keeper program itself', () => {
     writeFileSync(file, 'x')
     const st = lstatSync(file, { bigint: true })
     const line = tempLine(st.dev, st.ino, st.birthtimeNs, file)!
-    // As Keeper.start does: a pipe whose write end only this process holds (Node's own 'pipe'
-    // stdio is destroyed when the child exits), then the keeper's sh, which exits at once.
-    const pipe = makeKeeperPipe()!
-    const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task, '999999999', '1', '-c', KEEPER_WAIT], { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1' } as SpawnSyncOptionsWithStringEncoding)
-    closeSync(pipe.read)
-    const keeper = Number(sh.stdout)
-    remember(keeper)
+    const { pid: keeper, write } = startProgram(task, 999999999, '1')
     expect(running(keeper)).toBe(true)
-    writeSync(pipe.write, `+1 ${line}\n`)
-    closeSync(pipe.write) // its only writer closes: EOF, as when an owner dies
+    writeSync(write, `+1 ${line}\n`)
+    closeSync(write) // its only writer closes: EOF, as when an owner dies
     expect(await eventually(() => !running(keeper))).toBe(true)
     expect(existsSync(file)).toBe(false)
   })
@@ -319,14 +465,10 @@ describe.skipIf(!linux)('the keeper program itself', () => {
       writeFileSync(file, 'x')
       const st = lstatSync(file, { bigint: true })
       const lk = lstatSync(lock)
-      const pipe = makeKeeperPipe()!
       // The owner's task dir doesn't exist: it is dead at once.
-      const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, join(dir, 'no-task'), '999999999', '1', '-c', KEEPER_WAIT], { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1' } as SpawnSyncOptionsWithStringEncoding)
-      closeSync(pipe.read)
-      const keeper = Number(sh.stdout)
-      remember(keeper)
-      writeSync(pipe.write, `+1 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n+2 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n`)
-      closeSync(pipe.write)
+      const { pid: keeper, write } = startProgram(join(dir, 'no-task'), 999999999, '1')
+      writeSync(write, `+1 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n+2 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n`)
+      closeSync(write)
       expect(await eventually(() => !running(keeper), 20_000), kind).toBe(true)
       expect(existsSync(file), kind).toBe(false)
       expect(existsSync(lock), kind).toBe(true) // not ours: left alone

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { NOBODY } from './as-nobody.js'
 import { fixtures, makeTempDir, startCommand, type RunningChild } from './child.js'
 
-const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
+/** util-linux setpriv, to run a child as another user; undefined where there is none. */
+export const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
 const cc = ['/usr/bin/cc', '/usr/bin/gcc', '/usr/bin/clang'].find((p) => existsSync(p))
 
 /** Why the second-user tests can't run here, or null if they can. */
