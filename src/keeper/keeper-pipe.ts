@@ -52,8 +52,7 @@ export function makeKeeperPipe(viaFd = procFdWorks()): KeeperPipe {
     } finally {
       closeSync(dir)
       // By name, so only if the name still holds our directory: one swapped in is not ours to remove.
-      const there = lstatSync(made, { throwIfNoEntry: false })
-      if (ours && there?.ino === ours.ino && there.dev === ours.dev) rmdirSync(made)
+      if (ours) tidy(made, ours, rmdirSync)
     }
   } finally {
     if (parent !== -1) closeSync(parent)
@@ -88,8 +87,23 @@ function openFifo(fifo: string, dir: number | null, shown: string): KeeperPipe {
   } finally {
     for (const fd of opened) closeSync(fd)
     // Through our directory, `in` is the FIFO we made; by name, only what we opened and checked.
-    const there = lstatSync(fifo, { throwIfNoEntry: false })
-    if (there && (dir !== null || (there.ino === first?.ino && there.dev === first.dev))) unlinkSync(fifo)
+    if (dir !== null) tidy(fifo, null, unlinkSync)
+    else if (first) tidy(fifo, first, unlinkSync)
+  }
+}
+
+/**
+ * Removes `path` if it is `ours` (null: whatever is there), never throwing: a cleanup error must
+ * not lose the pipe just made (nor leak its descriptors), and what is left is an empty 0700
+ * directory or a FIFO no one else can open. Swapped between the check and the removal, the
+ * name holds what its swapper could have removed anyway.
+ */
+function tidy(path: string, ours: Stats | null, remove: (path: string) => void): void {
+  try {
+    const there = lstatSync(path, { throwIfNoEntry: false })
+    if (there && (!ours || (there.ino === ours.ino && there.dev === ours.dev))) remove(path)
+  } catch {
+    // left behind: see above
   }
 }
 
