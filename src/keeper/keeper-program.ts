@@ -72,6 +72,7 @@ function btime(s) { return s ~ /^[-0.]*$/ ? "0" : s }
 function run(cmd, out,   n, s) {
   cmd = cmd "; printf '\\n%s\\n' " q(MARK)
   split("", out); n = 0
+  # (A command is always one variable before "| getline": mawk reads 'a b | getline' as a (b | getline).)
   while ((cmd | getline s) > 0) out[++n] = s
   close(cmd)
   if (n == 0 || out[n] != MARK) return -1
