@@ -248,6 +248,45 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     expect(await eventually(() => !running(keeper))).toBe(true)
   })
 
+  it('--group: what the command left running in its group is stopped (SIGKILL after --grace if need be) before the lock is released', async () => {
+    // `sh -c 'job &'` ends at once and leaves job running: without --group the lock went with sh,
+    // and the next run started beside job.
+    // (Their stdio is /dev/null: the test waits for the wrapper's pipes to close, not for them.)
+    const quiet = '</dev/null >/dev/null 2>&1'
+    const command = `sleep 60 ${quiet} & echo $! > ${join(dir, 'ends-on-term')}; (trap '' TERM; exec sleep 60 ${quiet}) & echo $! > ${join(dir, 'ignores-term')}; echo started`
+    const left = (n: string) => Number(readFileSync(join(dir, n), 'utf8'))
+    const plain = await startNode(bin, ['run', '--lock', join(dir, 'plain.pid'), '--', 'sh', '-c', command]).done
+    expect(plain).toMatchObject({ code: 0, stdout: 'started\n' })
+    const stayed = ['ends-on-term', 'ignores-term'].map(left)
+    remember(...stayed)
+    expect(stayed.filter(running)).toEqual(stayed) // the problem --group solves
+    for (const pid of stayed) process.kill(pid, 'SIGKILL')
+
+    const grouped = await startNode(bin, ['run', '--group', '--grace', '300', '--lock', join(dir, 'group.pid'), '--', 'sh', '-c', command]).done
+    expect(grouped).toMatchObject({ code: 0, stdout: 'started\n', stderr: '' })
+    const stopped = ['ends-on-term', 'ignores-term'].map(left)
+    remember(...stopped)
+    expect(stopped.filter(running)).toEqual([])
+    expect(existsSync(join(dir, 'group.pid'))).toBe(false)
+  })
+
+  it('--group, the wrapper SIGKILLed: the keeper stops the whole group, and the lock is free only once none of it runs', async () => {
+    const lock = join(dir, 'job.pid')
+    const command = `trap '' TERM; echo $$ > ${join(dir, 'leader')}; sleep 60 & echo $! > ${join(dir, 'child')}; echo ready; exec sleep 60`
+    const run = track(startNode(bin, ['run', '--group', '--grace', '300', '--lock', lock, '--', 'sh', '-c', command]))
+    await run.waitFor('ready')
+    const [leader, child] = ['leader', 'child'].map((n) => Number(readFileSync(join(dir, n), 'utf8'))) as [number, number]
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
+    remember(keeper, leader, child)
+    run.child.kill('SIGKILL')
+    // Both ignore SIGTERM: the keeper SIGKILLs the group after the grace period, then frees the lock.
+    let runningWhenFreed: number[] | null = null
+    expect(await eventually(() => (existsSync(lock) ? false : ((runningWhenFreed = [leader, child].filter(running)), true)))).toBe(true)
+    expect(runningWhenFreed).toEqual([])
+    expect(await eventually(() => !running(keeper))).toBe(true)
+    await run.done
+  })
+
   it('torture: wrappers SIGKILLed at random while others wait to start; two commands never run at once', async () => {
     const lock = join(dir, 'job.pid')
     const marker = join(dir, 'running')

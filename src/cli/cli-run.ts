@@ -3,11 +3,12 @@ import { existsSync } from 'node:fs'
 import { ExitguardError, LockHeldError } from '../errors.js'
 import { acquirePidLock } from '../locks/pid-lock.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
-import { describeOwner, type LockOwner } from '../owner.js'
+import { describeOwner, readStartTime, type LockOwner } from '../owner.js'
 import { configure } from '../exit/registry.js'
 import { spawnHeld } from '../keeper/spawn-held.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
 import { forwardedSignals } from './cli-signals.js'
+import { signalGroup, stopGroup } from './process-group.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */
 export interface RunRequest {
@@ -20,6 +21,12 @@ export interface RunRequest {
   keeper?: boolean
   /** Milliseconds from the keeper's SIGTERM to its SIGKILL of the command. Default `DEFAULT_GRACE`. */
   grace?: number
+  /**
+   * The command leads a process group (and session) of its own: signals go to the whole group,
+   * and what it leaves running there is stopped (SIGTERM, SIGKILL after `grace`) before the lock
+   * is released. Default false.
+   */
+  group?: boolean
 }
 
 /** How long the keeper lets the command end on SIGTERM before SIGKILL, once the wrapper is gone. */
@@ -38,8 +45,10 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   // from here on, releasing and dying by the signal is our job.
   const onSignal = (signal: NodeJS.Signals) => {
     received ??= signal
-    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal)
-    else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
+    if (child && child.exitCode === null && child.signalCode === null) {
+      if (req.group) signalGroup(child.pid!, signal)
+      else child.kill(signal)
+    } else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
   }
   const forwarded = forwardedSignals()
   for (const signal of forwarded) process.on(signal, onSignal)
@@ -75,17 +84,25 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (received) return signalled(received)
     return await new Promise<Outcome>((resolve) => {
       const [file, ...args] = req.command as [string, ...string[]]
+      const grace = req.grace ?? DEFAULT_GRACE
       // Through the keeper's gate when it runs: the command starts only once the keeper knows it.
-      const started = spawnHeld(file, args, env, req.grace ?? DEFAULT_GRACE)
+      const started = spawnHeld(file, args, env, grace, req.group)
       child = started.child
-      child.once('exit', () => started.held?.release())
+      const pid = child.pid
+      // Read now, while it runs: once it has ended, its PID may be another's.
+      const leaderStart = req.group && pid !== undefined ? readStartTime(pid) : null
+      // With --group, the keeper keeps the group until what the command left there has gone too.
+      const ended = async () => {
+        if (req.group && pid !== undefined) await stopGroup(pid, leaderStart, grace)
+        started.held?.release()
+      }
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
         io.stderr(`exitguard: ${spawnFailure(file, err, env)}\n`)
         resolve({ code, signal: null })
       })
-      child.once('exit', (code, signal) => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null }))
+      child.once('exit', (code, signal) => void ended().then(() => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null })))
     })
   } finally {
     for (const signal of forwarded) process.removeListener(signal, onSignal)

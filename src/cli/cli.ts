@@ -44,7 +44,11 @@ Options:
                        removed when it ends
   -d, --data JSON      JSON stored in the owner record, shown to whoever finds the lock held
       --grace MS       if this wrapper is killed with SIGKILL, its keeper sends COMMAND
-                       SIGTERM, then SIGKILL after MS milliseconds (default 5000)
+                       SIGTERM, then SIGKILL after MS milliseconds (default 5000); with
+                       --group, also what COMMAND left running in its group when it ended
+      --group          run COMMAND in a process group (and session) of its own: signals go
+                       to the whole group, and the lock is released only once no process of
+                       it is left (the rest is stopped: SIGTERM, SIGKILL after --grace)
       --no-keeper      no keeper process: a SIGKILL of the wrapper leaves COMMAND running
   -h, --help           show this help
 
@@ -169,6 +173,7 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       tmpdir: { type: 'boolean', short: 't' },
       data: { type: 'string', short: 'd' },
       grace: { type: 'string' },
+      group: { type: 'boolean' },
       'no-keeper': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -199,7 +204,7 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
     }
   }
   const grace = values.grace === undefined ? undefined : parseMs('--grace', values.grace)
-  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command, keeper: !values['no-keeper'], grace }, io)
+  return runCommand({ lock: values.lock, wait: parseWait(values.wait), tmpdir: values.tmpdir ?? false, data, command, keeper: !values['no-keeper'], grace, group: values.group ?? false }, io)
 }
 
 function parseMs(option: string, text: string): number {

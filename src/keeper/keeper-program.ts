@@ -25,6 +25,8 @@
  *                                 at once, so (dev, ino) alone can't tell a replacement apart
  *     +ID L DEV INO TOKEN PATH    a PID lock file, unlinked if (dev, ino) match and it holds TOKEN
  *     +ID C PID GRACE START       a command: SIGTERM, then SIGKILL after GRACE ms, while START matches
+ *     +ID G PID GRACE START       the same for the process group PID leads (exitguard run --group),
+ *                                 until no process of it is left
  *     -ID                         released by the owner: forget it
  */
 export const KEEPER_SH = [
@@ -50,7 +52,7 @@ END {
     split(entry[i], f, " ")
     if (f[2] == "T") { nt++; tpath[nt] = rest(entry[i], 5); tid[nt] = f[3] " " f[4] " " btime(f[5]); continue }
     flushtemps()
-    if (f[2] == "C") stopcommand(f[3], f[4] + 0, rest(entry[i], 4))
+    if (f[2] == "C" || f[2] == "G") stopcommand(f[3], f[4] + 0, rest(entry[i], 4), f[2])
     else if (f[2] == "L") releaselock(f[3] " " f[4], f[5], rest(entry[i], 5))
   }
   flushtemps()
@@ -104,9 +106,9 @@ function procdir(pid) { return task == "" ? "" : "/proc/" pid }
 # A wrapped command: stopped, and only once it has ended is what it used (temp dir, lock) released.
 # A try of stop that did not run to its end may have sent SIGTERM: it said when ("term T"), and
 # the next try counts the grace period from then instead of starting it again.
-function stopcommand(pid, grace, st,   from, out, n, k, j) {
+function stopcommand(pid, grace, st, kind,   from, out, n, k, j) {
   from = ""
-  for (k = 0; (n = run(waitsh("stop " q(procdir(pid)) " " pid " " q(st) " " grace " " q(from)), out)) < 0; k++) {
+  for (k = 0; (n = run(waitsh("stop " q(procdir(pid)) " " pid " " q(st) " " grace " " q(from) " " kind), out)) < 0; k++) {
     for (j in out) if (out[j] ~ /^term /) from = substr(out[j], 6)
     nap(k)
   }
@@ -201,36 +203,73 @@ now() {
   IFS=' .' read -r sec cs rest 2>/dev/null </proc/uptime || return 0
   t=$((sec * 1000 + \${cs#0} * 10))
 }
-# A wrapped command (DIR PID START GRACE_MS FROM): SIGTERM, SIGKILL once the grace period has
-# passed, each only while its start time matches; returns once it has ended, however long that
-# takes: a process in D state outlives SIGKILL until its I/O ends, and what it used (its lock
-# above all) stays held until then. The grace is measured on the clock where there is one:
+# True while the process group PGID (DIR PGID START: led by PGID, started at START) has a
+# process that runs (not a zombie): the leader, or what it left in its group. No number of a
+# group with a process in it is given to a new process; once it is empty it may be, so a leader
+# with another start time leads someone else's group. Reads every /proc/<pid>/stat (builtins
+# only); without /proc, ps lists the groups.
+grouplive() {
+  d=$1 g=$2 w=$3
+  if [ -z "$d" ]; then
+    s=$(ps -A -o pgid= -o stat= 2>/dev/null | while read -r p st; do [ "$p" = "$g" ] && [ "\${st#Z}" = "$st" ] && echo y; done)
+    [ -n "$s" ]
+    return
+  fi
+  s=
+  IFS= read -r s 2>/dev/null <"$d/stat"
+  if [ -n "$s" ]; then
+    set -- \${s##*") "}
+    [ "\${20}" = "$w" ] || return 1
+  fi
+  set +f
+  for f in /proc/[0-9]*/stat; do
+    s=
+    IFS= read -r s 2>/dev/null <"$f"
+    set -- \${s##*") "}
+    if [ "$3" = "$g" ] && [ "$1" != Z ] && [ "$1" != X ]; then set -f; return 0; fi
+  done
+  set -f
+  return 1
+}
+# The wrapped command (C) or its process group (G), for stop.
+live() { if [ "$kind" = G ]; then grouplive "$@"; else alive "$@"; fi; }
+hit() { if [ "$kind" = G ]; then kill -s "$1" -- "-$2" 2>/dev/null; else kill -s "$1" "$2" 2>/dev/null; fi; }
+# A wrapped command (DIR PID START GRACE_MS FROM KIND): SIGTERM, SIGKILL once the grace period
+# has passed, each only while it runs (its start time matches); returns once it has ended,
+# however long that takes: a process in D state outlives SIGKILL until its I/O ends, and what it
+# used (its lock above all) stays held until then. KIND G: the same for the process group it
+# leads, until no process of it is left. The grace is measured on the clock where there is one:
 # counting sleeps alone ran 45% long. Prints "term T" once SIGTERM is sent (T: ms since boot, or
 # "-" without a clock); a try whose sh could not fork a sleep is run again with T as FROM, and
 # goes on from there rather than from a new SIGTERM.
 stop() {
-  alive "$1" "$2" "$3" || return 0
+  kind=$6
+  # A group is checked by reading all of /proc: every 50 ms, not in a busy loop.
+  step=0.01 ms=10
+  [ "$kind" != G ] || step=0.05 ms=50
+  live "$1" "$2" "$3" || return 0
   from=$5
   if [ -z "$from" ]; then
-    kill -TERM "$2" 2>/dev/null
+    hit TERM "$2"
     now
     from=\${t:--}
     echo "term $from"
     i=0
+    [ "$kind" != G ] || i=200
     while [ $i -lt 200 ]; do alive "$1" "$2" "$3" || return 0; i=$((i + 1)); done
   fi
   waited=0
-  while alive "$1" "$2" "$3"; do
+  while live "$1" "$2" "$3"; do
     now
     if [ "$from" != - ] && [ -n "$t" ]; then waited=$((t - from)); fi
-    if [ $waited -ge "$4" ]; then kill -KILL "$2" 2>/dev/null; break; fi
-    sleep 0.01
-    [ "$from" != - ] || waited=$((waited + 10))
+    if [ $waited -ge "$4" ]; then hit KILL "$2"; break; fi
+    sleep $step
+    [ "$from" != - ] || waited=$((waited + ms))
   done
   # No limit: backing off to one check a second.
   i=0
-  while alive "$1" "$2" "$3"; do
-    if [ $i -lt 100 ]; then sleep 0.01; elif [ $i -lt 200 ]; then sleep 0.1; else sleep 1; fi
+  while live "$1" "$2" "$3"; do
+    if [ $i -lt 100 ]; then sleep $step; elif [ $i -lt 200 ]; then sleep 0.1; else sleep 1; fi
     i=$((i + 1))
   done
   return 0
