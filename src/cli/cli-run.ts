@@ -91,18 +91,19 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       const pid = child.pid
       // Read now, while it runs: once it has ended, its PID may be another's.
       const leaderStart = req.group && pid !== undefined ? readStartTime(pid) : null
-      // With --group, the keeper keeps the group until what the command left there has gone too.
-      const ended = async () => {
-        if (req.group && pid !== undefined) await stopGroup(pid, leaderStart, grace)
-        started.held?.release()
-      }
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
         io.stderr(`exitguard: ${spawnFailure(file, err, env)}\n`)
         resolve({ code, signal: null })
       })
-      child.once('exit', (code, signal) => void ended().then(() => resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null })))
+      child.once('exit', (code, signal) => {
+        const outcome = signal ? signalled(signal) : { code: code ?? 0, signal: null }
+        const done = () => (started.held?.release(), resolve(outcome))
+        // With --group, the lock (and the keeper's hold) stay until what the command left in its group has gone too.
+        if (req.group && pid !== undefined) void stopGroup(pid, leaderStart, grace).then(done)
+        else done()
+      })
     })
   } finally {
     for (const signal of forwarded) process.removeListener(signal, onSignal)
