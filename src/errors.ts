@@ -24,7 +24,7 @@ export type ExitguardOwnErrorCode =
   | 'ETOOBIG' // a message or reply over maxBytes
   | 'ENOREPLY' // messageHolder: the connection ended without a reply
   | 'EBADMSG' // messageHolder: the holder broke the protocol, or refused a message that did not follow it
-  | 'EUNSAFE' // a socket directory other users can enter, or not ours
+  | 'EUNSAFE' // a socket directory (or the keeper's input pipe) other users can reach, or not ours
   | 'EFOREIGN' // stop/signal: the holder is on another host or in another PID namespace
   | 'EUNVERIFIED' // stop/signal: the record can't prove the holder's identity (bare PID, no start time)
   | 'EBADRECORD' // stop/signal: no valid owner record to check

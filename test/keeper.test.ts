@@ -1,15 +1,16 @@
 // The keeper (src/keeper/): what a SIGKILLed process or an ended worker thread held is released
 // by a helper process, with real processes, real signals and real files.
 import { execFileSync, spawn, spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
-import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { readPidLock } from '../src/index.js'
-import { lockLine, tempLine } from '../src/keeper/keeper-lines.js'
+import { commandLine, lockLine, tempLine } from '../src/keeper/keeper-lines.js'
 import { makeKeeperPipe } from '../src/keeper/keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from '../src/keeper/keeper-program.js'
+import { buildAttacker, secondUserSkipReason, setpriv, startAsNobody } from './helpers/attacker.js'
 import { fixtures, makeTempDir, root, startCommand, startNode, type RunningChild } from './helpers/child.js'
-import { endStarted, eventually, keeperProcesses, processStarted, RUN_TAG, running, type Started } from './helpers/keepers.js'
+import { endStarted, eventually, keeperProcesses, processStarted, RUN_TAG, running, startTimeOf, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
 const linux = process.platform === 'linux'
@@ -110,6 +111,21 @@ describe.skipIf(!linux)('a SIGKILLed process', () => {
     expect(readFileSync(replaced, 'utf8')).toBe('someone else\n')
     expect(readFileSync(lockPath)).toEqual(record)
   })
+
+  for (const call of ['tempFileSync', 'tempDirSync', 'tempFile', 'tempDir'] as const) {
+    it(`${call}, a thread's first guard, SIGKILLed the moment the entry exists: the keeper was there first and removes it`, async () => {
+      // The fixture kills itself once the entry exists, at the first process start (the keeper's,
+      // if it only starts now) or when the call returns. A keeper started after the entry left
+      // ~25 ms of spawning in which a SIGKILL left the entry for good, with no keeper at all.
+      const tag = `first-${process.pid}-${Date.now()}`
+      const c = track(startNode(join(fixtures, 'keeper-first-guard.mjs'), [dir, call], { env: { [RUN_TAG]: tag } }))
+      const r = await c.done
+      expect(r.signal).toBe('SIGKILL')
+      expect(await eventually(() => keeperProcesses(tag).length === 0)).toBe(true)
+      expect(readdirSync(dir), r.stderr).toEqual([])
+      expect(r.stderr).toBe(`killed after ${call} returned\n`)
+    })
+  }
 
   it('a live owner is never acted on: a guard released early is forgotten, and a graceful exit leaves the keeper nothing', async () => {
     const script = `
@@ -232,6 +248,45 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     expect(await eventually(() => !running(keeper))).toBe(true)
   })
 
+  it('--group: what the command left running in its group is stopped (SIGKILL after --grace if need be) before the lock is released', async () => {
+    // `sh -c 'job &'` ends at once and leaves job running: without --group the lock went with sh,
+    // and the next run started beside job.
+    // (Their stdio is /dev/null: the test waits for the wrapper's pipes to close, not for them.)
+    const quiet = '</dev/null >/dev/null 2>&1'
+    const command = `sleep 60 ${quiet} & echo $! > ${join(dir, 'ends-on-term')}; (trap '' TERM; exec sleep 60 ${quiet}) & echo $! > ${join(dir, 'ignores-term')}; echo started`
+    const left = (n: string) => Number(readFileSync(join(dir, n), 'utf8'))
+    const plain = await startNode(bin, ['run', '--lock', join(dir, 'plain.pid'), '--', 'sh', '-c', command]).done
+    expect(plain).toMatchObject({ code: 0, stdout: 'started\n' })
+    const stayed = ['ends-on-term', 'ignores-term'].map(left)
+    remember(...stayed)
+    expect(stayed.filter(running)).toEqual(stayed) // the problem --group solves
+    for (const pid of stayed) process.kill(pid, 'SIGKILL')
+
+    const grouped = await startNode(bin, ['run', '--group', '--grace', '300', '--lock', join(dir, 'group.pid'), '--', 'sh', '-c', command]).done
+    expect(grouped).toMatchObject({ code: 0, stdout: 'started\n', stderr: '' })
+    const stopped = ['ends-on-term', 'ignores-term'].map(left)
+    remember(...stopped)
+    expect(stopped.filter(running)).toEqual([])
+    expect(existsSync(join(dir, 'group.pid'))).toBe(false)
+  })
+
+  it('--group, the wrapper SIGKILLed: the keeper stops the whole group, and the lock is free only once none of it runs', async () => {
+    const lock = join(dir, 'job.pid')
+    const command = `trap '' TERM; echo $$ > ${join(dir, 'leader')}; sleep 60 & echo $! > ${join(dir, 'child')}; echo ready; exec sleep 60`
+    const run = track(startNode(bin, ['run', '--group', '--grace', '300', '--lock', lock, '--', 'sh', '-c', command]))
+    await run.waitFor('ready')
+    const [leader, child] = ['leader', 'child'].map((n) => Number(readFileSync(join(dir, n), 'utf8'))) as [number, number]
+    const keeper = (JSON.parse(readFileSync(lock, 'utf8').split('\n')[1]!) as { keeper: { pid: number } }).keeper.pid
+    remember(keeper, leader, child)
+    run.child.kill('SIGKILL')
+    // Both ignore SIGTERM: the keeper SIGKILLs the group after the grace period, then frees the lock.
+    let runningWhenFreed: number[] | null = null
+    expect(await eventually(() => (existsSync(lock) ? false : ((runningWhenFreed = [leader, child].filter(running)), true)))).toBe(true)
+    expect(runningWhenFreed).toEqual([])
+    expect(await eventually(() => !running(keeper))).toBe(true)
+    await run.done
+  })
+
   it('torture: wrappers SIGKILLed at random while others wait to start; two commands never run at once', async () => {
     const lock = join(dir, 'job.pid')
     const marker = join(dir, 'running')
@@ -266,7 +321,159 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
   })
 })
 
+/**
+ * Starts the keeper program as Keeper.start does, for the owner `task` (its /proc dir), `pid` and
+ * `start` (time): a pipe whose write end only this process holds (Node's own 'pipe' stdio is
+ * destroyed when the child exits), then the keeper's sh, which exits at once. As `uid` if given
+ * (root only). Returns the keeper's PID and the write end: closing it is the owner's end.
+ */
+function startProgram(task: string, pid: number, start: string, options: { uid?: number; env?: NodeJS.ProcessEnv } = {}): { pid: number; write: number } {
+  const pipe = makeKeeperPipe()
+  const as = options.uid === undefined ? [] : [setpriv!, `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups']
+  const [file, ...args] = [...as, '/bin/sh', '-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task, String(pid), start, '-c', KEEPER_WAIT]
+  const sh = spawnSync(file!, args, { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1', env: { ...process.env, ...options.env } } as SpawnSyncOptionsWithStringEncoding)
+  closeSync(pipe.read)
+  const keeper = Number(sh.stdout)
+  remember(keeper)
+  return { pid: keeper, write: pipe.write }
+}
+
+/** The PIDs whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const found: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(name))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found
+}
+
+/** A uid no process has, for RLIMIT_NPROC (which counts that user's processes), or why none can be used here. */
+function freshUid(): { uid: number } | { skip: string } {
+  if (process.getuid?.() !== 0) return { skip: 'it needs root, to run the keeper as a fresh uid (root is exempt from RLIMIT_NPROC) and to raise its limit again' }
+  if (!setpriv) return { skip: 'no setpriv (util-linux)' }
+  return { uid: 60000 + Math.floor(Math.random() * 5000) }
+}
+
+/** A directory for a keeper running as `uid`, in the test's dir (which that user can then enter). */
+function dirFor(uid: number): string {
+  chmodSync(dir, 0o755)
+  const own = join(dir, `uid-${uid}`)
+  mkdirSync(own, { mode: 0o700 })
+  chownSync(own, uid, uid)
+  return own
+}
+
 describe.skipIf(!linux)('the keeper program itself', () => {
+  it('no process can be started (EAGAIN: a process limit, memory pressure): no step is skipped, each is tried again until it runs', async (ctx) => {
+    // Under RLIMIT_NPROC a fork fails with EAGAIN, as it does under memory pressure around an OOM
+    // kill. The old keeper took a stat, cat or rm whose sh never ran for "it is gone" and skipped
+    // the entry for good: here it exited at once, leaving the temp file and the lock.
+    const fresh = freshUid()
+    const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p))
+    if ('skip' in fresh || !prlimit) {
+      const why = 'skip' in fresh ? fresh.skip : 'no prlimit (util-linux)'
+      console.warn(`exitguard: SKIPPING the keeper's fork-failure test: ${why}`)
+      return ctx.skip(why)
+    }
+    const own = dirFor(fresh.uid)
+    const file = join(own, 'left by a dead owner')
+    writeFileSync(file, 'x')
+    const lock = join(own, 'app.pid')
+    writeFileSync(lock, '4242\n{"exitguard":1,"pid":4242,"token":"tok"}\n')
+    const st = lstatSync(file, { bigint: true })
+    const lk = lstatSync(lock)
+    // The owner: alive until the keeper waits on it (that wait runs in a sh: a process).
+    const owner = spawn('sleep', ['600'], { stdio: 'ignore' })
+    remember(owner.pid!)
+    const { pid: keeper, write } = startProgram(`/proc/${owner.pid}`, owner.pid!, startTimeOf(owner.pid!)!, { uid: fresh.uid })
+    writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n`)
+    closeSync(write)
+    expect(await eventually(() => childrenOf(keeper).length > 0)).toBe(true)
+    // From now on the keeper (awk) can start no process: this user has one, the keeper itself.
+    // Set by a process of the keeper's own user, on the soft limit only: root needs CAP_SYS_RESOURCE
+    // for another user's process, which a container's root may lack.
+    const limit = (soft: string) => execFileSync(setpriv!, [`--reuid=${fresh.uid}`, `--regid=${fresh.uid}`, '--clear-groups', prlimit, '--pid', String(keeper), `--nproc=${soft}:`])
+    const hard = /^Max processes +\S+ +(\S+)/m.exec(readFileSync(`/proc/${keeper}/limits`, 'latin1'))![1]!
+    limit('1')
+    owner.kill('SIGKILL')
+    // The wait ends; the next steps (stat, rm; the lock's stat, cat, rm) each need a process.
+    expect(await eventually(() => childrenOf(keeper).length === 0)).toBe(true)
+    await eventually(() => !running(keeper), 1000) // a while, for a keeper that would skip and exit
+    expect(running(keeper)).toBe(true)
+    expect(existsSync(file)).toBe(true)
+    expect(existsSync(lock)).toBe(true)
+    limit(hard)
+    expect(await eventually(() => !existsSync(file) && !existsSync(lock))).toBe(true)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
+  it('a command that SIGKILL does not end keeps its lock held for as long as it runs: no 60 s limit', async (ctx) => {
+    // A process in D state outlives SIGKILL until its I/O ends. Here: a command of root's, which a
+    // keeper of another uid may not signal at all. The old stop gave up 6,000 sleeps of 10 ms
+    // after SIGKILL (60 s) and the lock was unlinked while the command still ran. To count those
+    // sleeps in seconds, not minutes, sleep(1) here is a script that counts its calls and returns.
+    const fresh = freshUid()
+    if ('skip' in fresh) {
+      console.warn(`exitguard: SKIPPING the keeper's no-give-up test: ${fresh.skip}`)
+      return ctx.skip(fresh.skip)
+    }
+    const own = dirFor(fresh.uid)
+    const lock = join(own, 'app.pid')
+    writeFileSync(lock, '4242\n{"exitguard":1,"pid":4242,"token":"tok"}\n')
+    const lk = lstatSync(lock)
+    const counted = join(own, 'sleeps')
+    writeFileSync(counted, '')
+    chownSync(counted, fresh.uid, fresh.uid)
+    mkdirSync(join(dir, 'bin'), { mode: 0o755 })
+    writeFileSync(join(dir, 'bin', 'sleep'), `#!/bin/sh\nprintf . >> ${counted}\n`, { mode: 0o755 })
+    const command = spawn('sleep', ['600'], { stdio: 'ignore' })
+    remember(command.pid!)
+    const { pid: keeper, write } = startProgram(join(dir, 'no-task'), 999999999, '1', { uid: fresh.uid, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } })
+    writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${commandLine(command.pid!, 0, startTimeOf(command.pid!)!)!}\n`)
+    closeSync(write)
+    const sleeps = () => statSync(counted).size
+    expect(await eventually(() => sleeps() > 6500 || !existsSync(lock), 150_000)).toBe(true)
+    expect(existsSync(lock), `after ${sleeps()} sleeps`).toBe(true)
+    expect(running(keeper)).toBe(true)
+    command.kill('SIGKILL')
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(await eventually(() => !running(keeper))).toBe(true)
+  })
+
+  it('a stop cut short (its sh died) goes on where it was: one SIGTERM, the grace counted from it, then SIGKILL', async (ctx) => {
+    // A retried stop that began again would send SIGTERM again and restart the grace period: under
+    // fork failures that last, SIGKILL would never come. Here sleep(1) kills the first sh that
+    // calls it (the stop's, after its SIGTERM), then sleeps as usual.
+    const fresh = freshUid()
+    if ('skip' in fresh) {
+      console.warn(`exitguard: SKIPPING the keeper's cut-short stop test: ${fresh.skip}`)
+      return ctx.skip(fresh.skip)
+    }
+    const own = dirFor(fresh.uid)
+    const lock = join(own, 'app.pid')
+    writeFileSync(lock, '4242\n{"exitguard":1,"pid":4242,"token":"tok"}\n')
+    const lk = lstatSync(lock)
+    mkdirSync(join(dir, 'bin'), { mode: 0o755 })
+    writeFileSync(join(dir, 'bin', 'sleep'), `#!/bin/sh\nif mkdir ${join(own, 'cut')} 2>/dev/null; then kill -KILL $PPID; fi\nexec /bin/sleep "$@"\n`, { mode: 0o755 })
+    const terms = join(own, 'terms')
+    // The command, as the keeper's user so that it may be signalled: it notes each SIGTERM and goes on.
+    const command = track(startCommand(setpriv!, [`--reuid=${fresh.uid}`, `--regid=${fresh.uid}`, '--clear-groups', '/bin/sh', '-c', `trap 'echo TERM >> ${terms}' TERM; echo ready; while :; do sleep 0.05; done`], { cwd: '/' }))
+    await command.waitFor('ready')
+    const { write } = startProgram(join(dir, 'no-task'), 999999999, '1', { uid: fresh.uid, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } })
+    writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${commandLine(command.pid, 300, startTimeOf(command.pid)!)!}\n`)
+    closeSync(write)
+    expect(await command.done).toMatchObject({ signal: 'SIGKILL' })
+    expect(await eventually(() => !existsSync(lock))).toBe(true)
+    expect(existsSync(join(own, 'cut'))).toBe(true) // the first stop was cut short
+    expect(readFileSync(terms, 'utf8')).toBe('TERM\n')
+  })
+
   it('a /proc read that fails (ESRCH while a dying task is released) is proof of death, never the keeper’s end', async () => {
     // A task released while the keeper reads its stat file makes read(2) fail with ESRCH; mawk's
     // getline aborted the whole keeper on that, so nothing was released (4 in 120 stressed
@@ -277,16 +484,10 @@ describe.skipIf(!linux)('the keeper program itself', () => {
     writeFileSync(file, 'x')
     const st = lstatSync(file, { bigint: true })
     const line = tempLine(st.dev, st.ino, st.birthtimeNs, file)!
-    // As Keeper.start does: a pipe whose write end only this process holds (Node's own 'pipe'
-    // stdio is destroyed when the child exits), then the keeper's sh, which exits at once.
-    const pipe = makeKeeperPipe()!
-    const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task, '999999999', '1', '-c', KEEPER_WAIT], { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1' } as SpawnSyncOptionsWithStringEncoding)
-    closeSync(pipe.read)
-    const keeper = Number(sh.stdout)
-    remember(keeper)
+    const { pid: keeper, write } = startProgram(task, 999999999, '1')
     expect(running(keeper)).toBe(true)
-    writeSync(pipe.write, `+1 ${line}\n`)
-    closeSync(pipe.write) // its only writer closes: EOF, as when an owner dies
+    writeSync(write, `+1 ${line}\n`)
+    closeSync(write) // its only writer closes: EOF, as when an owner dies
     expect(await eventually(() => !running(keeper))).toBe(true)
     expect(existsSync(file)).toBe(false)
   })
@@ -303,18 +504,136 @@ describe.skipIf(!linux)('the keeper program itself', () => {
       writeFileSync(file, 'x')
       const st = lstatSync(file, { bigint: true })
       const lk = lstatSync(lock)
-      const pipe = makeKeeperPipe()!
       // The owner's task dir doesn't exist: it is dead at once.
-      const sh = spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, join(dir, 'no-task'), '999999999', '1', '-c', KEEPER_WAIT], { stdio: [pipe.read, 'pipe', 'inherit'], detached: true, encoding: 'latin1' } as SpawnSyncOptionsWithStringEncoding)
-      closeSync(pipe.read)
-      const keeper = Number(sh.stdout)
-      remember(keeper)
-      writeSync(pipe.write, `+1 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n+2 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n`)
-      closeSync(pipe.write)
+      const { pid: keeper, write } = startProgram(join(dir, 'no-task'), 999999999, '1')
+      writeSync(write, `+1 ${tempLine(st.dev, st.ino, st.birthtimeNs, file)!}\n+2 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n`)
+      closeSync(write)
       expect(await eventually(() => !running(keeper), 20_000), kind).toBe(true)
       expect(existsSync(file), kind).toBe(false)
       expect(existsSync(lock), kind).toBe(true) // not ours: left alone
     }
+  })
+})
+
+const secondUserSkip = secondUserSkipReason()
+if (secondUserSkip) console.warn(`exitguard: SKIPPING the second-user attack on the keeper's input: ${secondUserSkip}`)
+
+describe.skipIf(secondUserSkip !== null)('a second local user (uid 65534) racing to swap the keeper’s input in a TMPDIR anyone can write, not sticky', () => {
+  // The attacker (test/fixtures/keeper-fifo-race.c) swaps the owner's new FIFO directory for one
+  // of its own whose FIFO already holds a forged line: remove a root file outside, whose (dev,
+  // ino, birth time) anyone can read with stat. An owner that opened the FIFO by name fed that
+  // line to its keeper, which rm -rf'd the file once the owner died.
+  let attackerBin: ReturnType<typeof buildAttacker>
+  let tmpdirAnyone: string
+  let precious: string
+  let forged: string
+  beforeAll(() => {
+    attackerBin = buildAttacker('keeper-fifo-race')
+  })
+  afterAll(() => attackerBin?.cleanup())
+  beforeEach(() => {
+    chmodSync(dir, 0o755) // uid 65534 must reach the TMPDIR and stat the outside file
+    tmpdirAnyone = join(dir, 'tmp')
+    mkdirSync(tmpdirAnyone)
+    chmodSync(tmpdirAnyone, 0o777) // world-writable, no sticky bit
+    mkdirSync(join(dir, 'outside'), { mode: 0o755 })
+    precious = join(dir, 'outside', 'precious')
+    writeFileSync(precious, 'root’s, not the keeper’s', { mode: 0o644 })
+    const st = lstatSync(precious, { bigint: true })
+    forged = `+999 ${tempLine(st.dev, st.ino, st.birthtimeNs, precious)!}`
+    mkdirSync(join(dir, 'work'), { mode: 0o700 })
+  })
+
+  /** A root owner with the keeper on and TMPDIR there, holding one temp file in a private dir of its own. */
+  async function startOwner(): Promise<{ owner: RunningChild; keeper: number | null; file: string }> {
+    const script = `
+      import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      import { threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
+      const file = tempFileSync({ dir: process.argv[1] })
+      console.log(JSON.stringify({ keeper: threadKeeper()?.pid ?? null, file: file.path }))
+      console.log('ready')
+      setInterval(() => {}, 1000)
+    `
+    const owner = track(startNode('--input-type=module', ['-e', script, join(dir, 'work')], { env: { TMPDIR: tmpdirAnyone, EXITGUARD_KEEPER: '1', NODE_DEBUG: 'exitguard' } }))
+    await owner.waitFor('ready')
+    const { keeper, file } = JSON.parse(owner.stdout().split('\n')[0]!) as { keeper: number | null; file: string }
+    if (keeper !== null) remember(keeper)
+    return { owner, keeper, file }
+  }
+  const said = (out: string, what: RegExp) => out.split('\n').filter((line) => what.test(line)).length
+
+  it('an owner never feeds its keeper the forged line: the outside file survives, and the keeper works (or there is none)', async () => {
+    // Without the attacker, the same TMPDIR: a keeper, which releases after SIGKILL (so the
+    // rounds below can tell "refused" from "never works here").
+    const control = await startOwner()
+    expect(control.keeper).not.toBeNull()
+    control.owner.child.kill('SIGKILL')
+    await control.owner.done
+    expect(await eventually(() => !running(control.keeper!) && !existsSync(control.file))).toBe(true)
+
+    const attacker = track(startAsNobody(attackerBin.bin, [tmpdirAnyone, forged], 300_000))
+    await attacker.waitFor('ready')
+    const rounds = 6
+    let without = 0
+    for (let round = 1; round <= rounds; round++) {
+      const { owner, keeper, file } = await startOwner()
+      // The attacker closes what it still holds open: the keeper's EOF then comes with the owner's end.
+      process.kill(attacker.pid, 'SIGUSR1')
+      expect(await eventually(() => said(attacker.stdout(), /^released$/) === round)).toBe(true)
+      owner.child.kill('SIGKILL')
+      await owner.done
+      if (keeper !== null) {
+        expect(await eventually(() => !running(keeper)), `round ${round}`).toBe(true)
+        expect(existsSync(file), `round ${round}: the keeper released the owner's file`).toBe(false)
+      } else {
+        without++
+        expect(owner.stderr()).toMatch(/keeper: none, as no input pipe only this process can write could be made \(EUNSAFE: /)
+        rmSync(file)
+      }
+      expect(existsSync(precious), `round ${round}: ${attacker.stdout().replace(/\n/g, ' | ')}`).toBe(true)
+    }
+    const swapped = said(attacker.stdout(), /^swapped /)
+    expect(swapped).toBeGreaterThanOrEqual(1) // it did race: else this proves nothing
+    console.log(`keeper input attack: the attacker swapped ${swapped} of ${rounds} owners' directories; ${without} owners refused what they found and ran without a keeper, ${rounds - without} had one`)
+  })
+
+  it('by name (macOS’s way, no /proc/self/fd) every descriptor is checked: what the attacker swapped in is refused, never read', async () => {
+    const attacker = track(startAsNobody(attackerBin.bin, [tmpdirAnyone, forged], 300_000))
+    await attacker.waitFor('ready')
+    const saved = process.env.TMPDIR
+    process.env.TMPDIR = tmpdirAnyone
+    const refused: string[] = []
+    try {
+      for (let round = 1; round <= 6; round++) {
+        let pipe: ReturnType<typeof makeKeeperPipe>
+        try {
+          pipe = makeKeeperPipe(false)
+        } catch (err) {
+          // No pipe, so no keeper: EUNSAFE (not ours), or a step the swaps made fail (mkfifo: ESPAWN;
+          // `in` renamed away: ENOENT). Any error, as long as it has a code: never a pipe not ours.
+          const { code } = err as NodeJS.ErrnoException
+          expect(code, `round ${round}: ${(err as Error).message}`).toMatch(/^E[A-Z]+$/)
+          refused.push(code!)
+          continue
+        }
+        try {
+          // Ours: nothing in it but what we write (the forged line would come first).
+          writeSync(pipe.write, 'probe\n')
+          const got = Buffer.alloc(4096)
+          expect(got.toString('utf8', 0, readSync(pipe.read, got)), `round ${round}`).toBe('probe\n')
+          expect(fstatSync(pipe.read).uid).toBe(0)
+        } finally {
+          closeSync(pipe.read)
+          closeSync(pipe.write)
+        }
+      }
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = saved
+    }
+    // (The rounds ran synchronously: the attacker's lines are read only now.)
+    expect(await eventually(() => said(attacker.stdout(), /^swapped /) >= 1, 10_000)).toBe(true)
+    console.log(`keeper input attack, by name: the attacker swapped ${said(attacker.stdout(), /^swapped /)} directories and replaced ${said(attacker.stdout(), /^fifo$/)} FIFOs; ${refused.length} of 6 pipes were refused (${refused.join(', ')}), the others were ours`)
   })
 })
 

@@ -4,11 +4,12 @@ import { ExitguardError, LockHeldError } from '../errors.js'
 import { acquirePidLock, readPidLock } from '../locks/pid-lock.js'
 import { stopHolder } from '../daemon/stop.js'
 import { tempDir, type TempDir } from '../temp/temp.js'
-import { describeOwner, type LockOwner } from '../owner.js'
+import { describeOwner, readStartTime, type LockOwner } from '../owner.js'
 import { configure } from '../exit/registry.js'
 import { spawnHeld } from '../keeper/spawn-held.js'
 import { EX, signalled, type CliIo, type Outcome } from './cli-common.js'
 import { forwardedSignals } from './cli-signals.js'
+import { signalGroup, stopGroup } from './process-group.js'
 
 /** What `exitguard run` was asked to do, after its arguments were checked. */
 export interface RunRequest {
@@ -37,6 +38,12 @@ export interface RunRequest {
   shared?: boolean
   /** A semaphore of this many slots. */
   slots?: number | undefined
+  /**
+   * The command leads a process group (and session) of its own: signals go to the whole group,
+   * and what it leaves running there is stopped (SIGTERM, SIGKILL after `grace`) before the lock
+   * is released. Default false.
+   */
+  group?: boolean
 }
 
 /** timeout(1)'s codes: the command ran out of time and ended on SIGTERM, or needed SIGKILL. */
@@ -58,8 +65,10 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
   // from here on, releasing and dying by the signal is our job.
   const onSignal = (signal: NodeJS.Signals) => {
     received ??= signal
-    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal)
-    else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
+    if (child && child.exitCode === null && child.signalCode === null) {
+      if (req.group) signalGroup(child.pid!, signal)
+      else child.kill(signal)
+    } else abort.abort(new ExitguardError('EINTR', `interrupted by ${signal}`))
   }
   const forwarded = forwardedSignals()
   for (const signal of forwarded) process.on(signal, onSignal)
@@ -97,11 +106,14 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
     if (received) return signalled(received)
     return await new Promise<Outcome>((resolve) => {
       const [file, ...args] = req.command as [string, ...string[]]
+      const grace = req.grace ?? DEFAULT_GRACE
       // Through the keeper's gate when it runs: the command starts only once the keeper knows it.
-      const started = spawnHeld(file, args, env, req.grace ?? DEFAULT_GRACE)
+      const started = spawnHeld(file, args, env, grace, req.group)
       child = started.child
-      child.once('exit', () => started.held?.release())
-      const timedOut = req.timeout === undefined ? null : timeLimit(child, req.timeout, req.killAfter)
+      const pid = child.pid
+      // Read now, while it runs: once it has ended, its PID may be another's.
+      const leaderStart = req.group && pid !== undefined ? readStartTime(pid) : null
+      const timedOut = req.timeout === undefined ? null : timeLimit(child, req.timeout, req.killAfter, req.group ?? false)
       child.once('error', (err: NodeJS.ErrnoException) => {
         // As a shell and env(1) do: 127 command not found, 126 found but not runnable.
         const code = err.code === 'ENOENT' ? EX.NOTFOUND : err.code === 'EACCES' || err.code === 'ENOEXEC' ? EX.NOEXEC : EX.OSERR
@@ -110,8 +122,11 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       })
       child.once('exit', (code, signal) => {
         const limit = timedOut?.end()
-        if (limit) return resolve({ code: limit === 'KILL' ? TIMED_OUT.KILL : TIMED_OUT.TERM, signal: null })
-        resolve(signal ? signalled(signal) : { code: code ?? 0, signal: null })
+        const outcome = limit ? { code: limit === 'KILL' ? TIMED_OUT.KILL : TIMED_OUT.TERM, signal: null } : signal ? signalled(signal) : { code: code ?? 0, signal: null }
+        const done = () => (started.held?.release(), resolve(outcome))
+        // With --group, the lock (and the keeper's hold) stay until what the command left in its group has gone too.
+        if (req.group && pid !== undefined) void stopGroup(pid, leaderStart, grace).then(done)
+        else done()
       })
     })
   } finally {
@@ -131,13 +146,15 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
  * As timeout(1): SIGTERM after `ms`, SIGKILL `killAfter` ms later. `end()` stops the timers and
  * says which signal ended it ('TERM', 'KILL'), or null if the command ended in time.
  */
-function timeLimit(child: ChildProcess, ms: number, killAfter: number | undefined): { end(): 'TERM' | 'KILL' | null } {
+function timeLimit(child: ChildProcess, ms: number, killAfter: number | undefined, group: boolean): { end(): 'TERM' | 'KILL' | null } {
   let sent: 'TERM' | 'KILL' | null = null
   let kill: NodeJS.Timeout | undefined
+  // With --group, the whole group, as forwarded signals go.
+  const send = (signal: NodeJS.Signals) => (group && child.pid !== undefined ? signalGroup(child.pid, signal) : child.kill(signal))
   const term = setTimeout(() => {
     sent = 'TERM'
-    child.kill('SIGTERM')
-    if (killAfter !== undefined) kill = setTimeout(() => ((sent = 'KILL'), child.kill('SIGKILL')), killAfter)
+    send('SIGTERM')
+    if (killAfter !== undefined) kill = setTimeout(() => ((sent = 'KILL'), send('SIGKILL')), killAfter)
   }, ms)
   return {
     end() {

@@ -45,7 +45,11 @@ Options:
                        removed when it ends
   -d, --data JSON      JSON stored in the owner record, shown to whoever finds the lock held
       --grace MS       if this wrapper is killed with SIGKILL, its keeper sends COMMAND
-                       SIGTERM, then SIGKILL after MS milliseconds (default 5000)
+                       SIGTERM, then SIGKILL after MS milliseconds (default 5000); with
+                       --group, also what COMMAND left running in its group when it ended
+      --group          run COMMAND in a process group (and session) of its own: signals go
+                       to the whole group, and the lock is released only once no process of
+                       it is left (the rest is stopped: SIGTERM, SIGKILL after --grace)
       --no-keeper      no keeper process: a SIGKILL of the wrapper leaves COMMAND running
   -E, --conflict-exit-code N
                        exit N instead of 75 when the lock is held
@@ -176,6 +180,7 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
       tmpdir: { type: 'boolean', short: 't' },
       data: { type: 'string', short: 'd' },
       grace: { type: 'string' },
+      group: { type: 'boolean' },
       'no-keeper': { type: 'boolean' },
       'conflict-exit-code': { type: 'string', short: 'E' },
       quiet: { type: 'boolean', short: 'q' },
@@ -235,6 +240,7 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
     command,
     keeper: !values['no-keeper'],
     grace,
+    group: values.group ?? false,
     conflictCode: conflictText === undefined ? undefined : Number(conflictText),
     quiet: values.quiet ?? false,
     timeout: ms('timeout'),

@@ -66,10 +66,13 @@ export function holdLock(keeper: Keeper | null, path: string, dev: number, ino: 
   return keeper?.alive ? hold(keeper, lockLine(dev, ino, token, path)) : null
 }
 
-/** A command this thread started: stopped (SIGTERM, SIGKILL after `graceMs`) if this thread dies first. */
-export function holdCommand(pid: number, graceMs: number): KeeperHold | null {
+/**
+ * A command this thread started: stopped (SIGTERM, SIGKILL after `graceMs`) if this thread dies
+ * first; with `group`, the process group it leads, until no process of it is left.
+ */
+export function holdCommand(pid: number, graceMs: number, group = false): KeeperHold | null {
   const keeper = threadKeeper()
   // As the keeper's sh reads /proc in this time namespace, without hostStartTime's offset.
   const startTime = keeper ? startTimeAsSeen(pid) : null
-  return startTime === null ? null : hold(keeper, commandLine(pid, graceMs, startTime))
+  return startTime === null ? null : hold(keeper, commandLine(pid, graceMs, startTime, group))
 }

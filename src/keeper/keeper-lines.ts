@@ -22,9 +22,12 @@ export function lockLine(dev: number, ino: number, token: string, path: string):
   return safe(path) && /^[\w-]+$/.test(token) ? `L ${dev} ${ino} ${token} ${path}` : null
 }
 
-/** A command to stop: its PID, the ms between SIGTERM and SIGKILL, and its start time. */
-export function commandLine(pid: number, graceMs: number, startTime: string): string | null {
-  return Number.isInteger(pid) && pid > 0 && safe(startTime) ? `C ${pid} ${Math.round(graceMs)} ${startTime}` : null
+/**
+ * A command to stop: its PID, the ms between SIGTERM and SIGKILL, and its start time. `group`: the
+ * command leads a process group of its own (PGID = PID), and the whole group is stopped (`G`).
+ */
+export function commandLine(pid: number, graceMs: number, startTime: string, group = false): string | null {
+  return Number.isInteger(pid) && pid > 0 && safe(startTime) ? `${group ? 'G' : 'C'} ${pid} ${Math.round(graceMs)} ${startTime}` : null
 }
 
 function safe(text: string): boolean {

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import { childProcess, net, workerThreads } from '../builtins.js'
 import { debuglog } from 'node:util'
 import { readStartTime } from '../owner.js'
-import { makeKeeperPipe } from './keeper-pipe.js'
+import { makeKeeperPipe, type KeeperPipe } from './keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from './keeper-program.js'
 import { ownerTask } from './owner-task.js'
 
@@ -65,9 +65,11 @@ export class Keeper {
       return null
     }
     const started = nowMs()
-    const pipe = makeKeeperPipe()
-    if (!pipe) {
-      debug('keeper: no pipe could be made (mkfifo, or the temp dir)')
+    let pipe: KeeperPipe
+    try {
+      pipe = makeKeeperPipe()
+    } catch (err) {
+      debug('keeper: none, as no input pipe only this process can write could be made (%s: %s)', (err as NodeJS.ErrnoException).code, (err as Error).message)
       return null
     }
     let pid = 0

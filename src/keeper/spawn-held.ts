@@ -17,12 +17,13 @@ const GATE = 'IFS= read -r go <&3 || exit 125; exec 3<&-; exec "$@"'
  * Starts `file` with `args`, stdio inherited, registered with this thread's keeper so that the
  * keeper stops it (SIGTERM, SIGKILL after `graceMs`) if this thread dies first. Without a
  * keeper, or for a command that can't be found or run (spawn's own error reports it the same
- * way), it is a plain `spawn`.
+ * way), it is a plain `spawn`. `group`: the command leads a new session and process group
+ * (Node's `detached`: setsid), and the keeper stops that whole group.
  */
-export function spawnHeld(file: string, args: string[], env: NodeJS.ProcessEnv, graceMs: number): { child: ChildProcess; held: KeeperHold | null } {
-  if (!threadKeeper() || !runnable(file, env.PATH)) return { child: childProcess().spawn(file, args, { stdio: 'inherit', env }), held: null }
-  const child = childProcess().spawn('/bin/sh', ['-c', GATE, 'sh', file, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env })
-  const held = child.pid === undefined ? null : holdCommand(child.pid, graceMs)
+export function spawnHeld(file: string, args: string[], env: NodeJS.ProcessEnv, graceMs: number, group = false): { child: ChildProcess; held: KeeperHold | null } {
+  if (!threadKeeper() || !runnable(file, env.PATH)) return { child: childProcess().spawn(file, args, { stdio: 'inherit', env, detached: group }), held: null }
+  const child = childProcess().spawn('/bin/sh', ['-c', GATE, 'sh', file, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env, detached: group })
+  const held = child.pid === undefined ? null : holdCommand(child.pid, graceMs, group)
   const gate = child.stdio[3] as NodeJS.WritableStream | null
   gate?.on('error', () => {}) // the command ended at once: nothing to tell
   gate?.end('go\n')

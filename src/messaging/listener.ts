@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'node:net'
-import { holdTemp, type KeeperHold } from '../keeper/hold.js'
+import { holdTemp, threadKeeper, type KeeperHold } from '../keeper/hold.js'
 import { definedOnly } from '../defined-only.js'
 import { net } from '../builtins.js'
 import { unlinkSync } from 'node:fs'
@@ -113,6 +113,8 @@ export class Listener {
     const dir = opts.socketDir ?? defaultSocketDir()
     if (process.platform !== 'win32') ensurePrivateDir(dir, opts.socketDir === undefined)
     this.path = socketPathFor(dir, token)
+    // The keeper before the socket file exists, so that a SIGKILL never finds one it doesn't know of.
+    threadKeeper()
     this.#server = net().createServer({ pauseOnConnect: true }, (socket) => this.#accept(socket))
     this.#server.on('error', (err) => writeStderr(`exitguard: the message socket ${this.path} failed: ${err.message}`))
     // For a Unix socket, bind and listen happen inside listen(): `listening` tells at once.

@@ -1,7 +1,8 @@
 import { childProcess } from '../builtins.js'
-import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs'
+import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync, type Stats } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { removeTreeByPath } from './remove-walk.js'
+import { at, O_PATH, procFdWorks } from '../proc-fd.js'
 
 // Removal of temp entries that another user may be racing (see docs/threat-model.md).
 //
@@ -109,40 +110,10 @@ function dropParent(): void {
   held = null
 }
 
-// Not in fs.constants. 010000000 on every Linux architecture Node runs on (only alpha, parisc
-// and sparc differ).
-const O_PATH = 0o10000000
 const OPEN_DIR = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW
 // How often a name that keeps being swapped between a directory and something else, or a
 // directory that keeps being refilled, is tried before giving up with an error.
 const TRIES = 20
-
-/** The path that the kernel looks up relative to the open directory `fd`. */
-function at(fd: number, name?: string): string {
-  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`
-}
-
-let procFd: boolean | undefined
-
-/** True where `/proc/self/fd/<fd>` reaches what <fd> holds: Linux with /proc mounted. */
-function procFdWorks(): boolean {
-  if (procFd !== undefined) return procFd
-  procFd = false
-  if (process.platform !== 'linux') return false
-  try {
-    const fd = openSync('/', O_PATH | constants.O_DIRECTORY)
-    try {
-      const held = fstatSync(fd)
-      const seen = statSync(at(fd))
-      procFd = held.ino === seen.ino && held.dev === seen.dev
-    } finally {
-      closeSync(fd)
-    }
-  } catch {
-    // No /proc (a bare chroot or container): rm -rf instead.
-  }
-  return procFd
-}
 
 function code(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code

@@ -8,7 +8,7 @@ import { reapOnce } from './reap.js'
 import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.js'
 import { checkCreatedNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
-import { holdTemp, type KeeperHold } from '../keeper/hold.js'
+import { holdTemp, threadKeeper, type KeeperHold } from '../keeper/hold.js'
 import { writeStderr } from '../internal/stderr.js'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
@@ -84,8 +84,9 @@ abstract class TempGuard {
     this.#path = path
     this.#identity = identity
     if (!keep) {
-      this.#registration = onExit(removeAtExit, this)
+      // The keeper's line first: it is what a SIGKILL can't undo, and the first onExit loads the exit hooks (ms).
       this.#keeper = holdTemp(path)
+      this.#registration = onExit(removeAtExit, this)
       this.#registration.label = `${kind} ${path}${this.#keeper?.note ?? ''}`
     }
   }
@@ -293,8 +294,18 @@ function nameTaken(o: Resolved): ExitguardError {
   return new ExitguardError('EEXIST', `Could not find a free temp name in ${o.dir} after ${TRIES} tries (prefix ${JSON.stringify(o.prefix)})`, { path: o.dir })
 }
 
+/**
+ * Starts this thread's keeper (where the option is on) before the entry exists: started only
+ * once the entry was made, its ~25 ms of spawning were a window in which a SIGKILL left the
+ * entry behind for good. What is left is the µs between creating the entry and writing its line.
+ */
+function keeperFirst(o: Resolved): void {
+  if (!o.keep) threadKeeper()
+}
+
 function createSync<T>(o: Resolved, create: (name: string) => T): T {
   if (o.reap) reapOnce(o.dir, o.prefix)
+  keeperFirst(o)
   for (let i = 0; i < TRIES; i++) {
     try {
       return create((o.keep ? makeKeptName : makeTempName)(o.prefix, o.postfix))
@@ -307,6 +318,7 @@ function createSync<T>(o: Resolved, create: (name: string) => T): T {
 
 async function createAsync<T>(o: Resolved, create: (name: string) => Promise<T>): Promise<T> {
   if (o.reap) reapOnce(o.dir, o.prefix)
+  keeperFirst(o)
   for (let i = 0; i < TRIES; i++) {
     try {
       return await create((o.keep ? makeKeptName : makeTempName)(o.prefix, o.postfix))

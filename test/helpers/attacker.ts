@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { NOBODY } from './as-nobody.js'
 import { fixtures, makeTempDir, startCommand, type RunningChild } from './child.js'
 
-const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
+/** util-linux setpriv, to run a child as another user; undefined where there is none. */
+export const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
 const cc = ['/usr/bin/cc', '/usr/bin/gcc', '/usr/bin/clang'].find((p) => existsSync(p))
 
 /** Why the second-user tests can't run here, or null if they can. */
@@ -18,21 +19,21 @@ export function secondUserSkipReason(): string | null {
 }
 
 /**
- * Compiles test/fixtures/swap-race.c into a fresh directory that uid 65534 can read and run
- * (the clone itself may sit in a 0700 directory). Returns the binary and a cleanup.
+ * Compiles test/fixtures/<name>.c (default: swap-race.c) into a fresh directory that uid 65534
+ * can read and run (the clone itself may sit in a 0700 directory). Returns the binary and a cleanup.
  */
-export function buildAttacker(): { bin: string; cleanup(): void } {
+export function buildAttacker(name = 'swap-race'): { bin: string; cleanup(): void } {
   const out = makeTempDir('exitguard-attacker-')
   chmodSync(out.dir, 0o755)
-  const bin = join(out.dir, 'swap-race')
-  const r = spawnSync(cc!, ['-O2', '-o', bin, join(fixtures, 'swap-race.c')], { encoding: 'utf8' })
+  const bin = join(out.dir, name)
+  const r = spawnSync(cc!, ['-O2', '-o', bin, join(fixtures, `${name}.c`)], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`could not build the attacker with ${cc}: ${r.stderr || r.error?.message}`)
   return { bin, cleanup: out.cleanup }
 }
 
-/** Runs `command args…` as uid/gid 65534 with no supplementary groups. */
-export function startAsNobody(command: string, args: string[] = []): RunningChild {
-  return startCommand(setpriv!, [`--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', command, ...args], { cwd: '/' })
+/** Runs `command args…` as uid/gid 65534 with no supplementary groups (SIGKILLed after `timeout` ms, default 30 s). */
+export function startAsNobody(command: string, args: string[] = [], timeout?: number): RunningChild {
+  return startCommand(setpriv!, [`--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', command, ...args], { cwd: '/', timeout })
 }
 
 /** The racing attacker (test/fixtures/swap-race.c), one process for many rounds. */
