@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { readStartTime } from '../owner.js'
+import { isExitedState, statFields } from '../internal/proc-stat.js'
 
 /**
  * `exitguard run --group`: the command leads a process group of its own (PGID = its PID), and
@@ -25,8 +26,8 @@ export function groupRuns(pgid: number, leaderStart: string | null): boolean {
     } catch {
       continue // ended meanwhile
     }
-    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3)
-    if (Number(group) === pgid && state !== 'Z' && state !== 'X') return true
+    const [state, , group] = statFields(stat)
+    if (Number(group) === pgid && !isExitedState(state)) return true
   }
   return false
 }

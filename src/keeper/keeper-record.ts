@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { hostStartTime, localPid, pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
+import { isExitedState, statFields } from '../internal/proc-stat.js'
 
 /**
  * The keeper in a PID lock record: `"keeper":{"pid":N,"startTime":"…"}`, one optional field of
@@ -35,9 +36,8 @@ function keeperRuns(pid: number, startTime: string): boolean {
   if (process.platform === 'linux') {
     if (!procIsOurs()) return pidExists(pid) // another namespace's /proc: only kill(2) speaks for our PIDs
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return fields[0] !== 'Z' && fields[0] !== 'X' && hostStartTime(fields[19]) === startTime
+      const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'latin1'))
+      return !isExitedState(fields[0]) && hostStartTime(fields[19]) === startTime
     } catch {
       return false
     }

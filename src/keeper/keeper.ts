@@ -7,12 +7,13 @@ import { readStartTime } from '../owner.js'
 import { makeKeeperPipe, type KeeperPipe } from './keeper-pipe.js'
 import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from './keeper-program.js'
 import { ownerTask } from './owner-task.js'
+import { writeStderr } from '../internal/stderr.js'
+import { sleepSync } from '../internal/sleep-sync.js'
 
 const debug = debuglog('exitguard')
 
 /** How long a write may wait for a keeper that doesn't read before it counts as dead. */
 const STALL_MS = 2000
-const sleeper = new Int32Array(new SharedArrayBuffer(4))
 /** Monotonic ms. Not performance.now(): its first call loads perf_hooks, ~3 ms of `exitguard run`'s start. */
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6
 
@@ -152,7 +153,7 @@ export class Keeper {
         const code = (err as NodeJS.ErrnoException).code
         // Non-blocking: a full pipe means the keeper is behind. It drains in µs.
         if (code === 'EAGAIN' && (stalled ||= nowMs()) > nowMs() - STALL_MS) {
-          Atomics.wait(sleeper, 0, 0, 0.1)
+          sleepSync(0.1)
           continue
         }
         this.#died(code === 'EAGAIN' ? `it read nothing for ${STALL_MS} ms` : `writing to it failed (${code})`)
@@ -168,10 +169,6 @@ export class Keeper {
     // Close the descriptor: nothing more to tell it.
     if (this.#handle) this.#handle.destroy()
     else closeSync(this.#fd)
-    try {
-      writeSync(2, `exitguard: the keeper process (PID ${this.pid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.\n`)
-    } catch {
-      // no stderr
-    }
+    writeStderr(`exitguard: the keeper process (PID ${this.pid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.`)
   }
 }

@@ -1,5 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs'
 import { readStartTime } from '../owner.js'
+import { statFields } from '../internal/proc-stat.js'
 
 /** What the keeper watches: this thread (Linux) or this process (elsewhere). */
 export interface OwnerTask {
@@ -22,7 +23,7 @@ export function ownerTask(): OwnerTask | null {
       // "<pid>/task/<tid>", read from the calling thread.
       const self = readlinkSync('/proc/thread-self')
       const stat = readFileSync('/proc/thread-self/stat', 'latin1')
-      const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+      const startTime = statFields(stat)[19]
       if (!startTime) return null
       const [, procPid, tid] = /^(\d+)\/task\/(\d+)$/.exec(self) ?? []
       // A /proc of another PID namespace (`unshare --pid` without its own /proc mount) numbers
