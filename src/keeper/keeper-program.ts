@@ -131,7 +131,7 @@ function flushtemps(   k, j, m, end, cmd, out, n, seen, list, a, tries) {
       if (list == "") break
       # A read-only subdirectory makes rm fail: make the tree writable, then retry. Never as root:
       # root needs no write bit to remove, and GNU chmod -R follows a symlink named on its command
-      # line, which an attacker could swap in after the stat above (issue 9, item 9).
+      # line, which an attacker could swap in after the stat above.
       # (The list once, in "$@": three copies of a long batch would pass the 128 kB limit.)
       if (system("set --" list "; rm -rf -- \"$@\" 2>/dev/null || { [ \"$(id -u)\" = 0 ] || chmod -R u+rwx -- \"$@\" 2>/dev/null; rm -rf -- \"$@\" 2>/dev/null; }; exit 0") == 0) break
       nap(tries)

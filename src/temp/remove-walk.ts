@@ -1,7 +1,7 @@
 import { chmodSync, lstatSync, readdirSync, rmdirSync, unlinkSync, type BigIntStats, type Stats } from 'node:fs'
 import { join } from 'node:path'
 
-// Windows removal of a temp dir (issue 20): no /proc, no rm(1), and Node has no openat there,
+// Windows removal of a temp dir: no /proc, no rm(1), and Node has no openat there,
 // so each step goes by path, after an lstat of that very path. Links are never followed: an
 // entry that lstat or its directory listing reports as a link (a symlink or junction: a reparse
 // point) is removed as such, with one unlink, which libuv applies to the link itself, for a file
