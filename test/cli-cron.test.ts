@@ -84,6 +84,8 @@ describe('exitguard run --shared and --slots', () => {
     const json = JSON.parse((await exitguard(['status', lock, '--json'])).stdout) as { holders: { kind: string }[] }
     expect(json.holders.map((h) => h.kind)).toEqual(['shared', 'shared'])
     expect(await exitguard(['run', '--shared', '--lock', lock, '--', 'true'])).toMatchObject({ code: 0 })
+    // --replace has no one holder to stop here, and says so.
+    expect(await exitguard(['run', '--replace', '--lock', lock, '--', 'true'])).toMatchObject({ code: 75, stderr: expect.stringContaining('--replace stops only an exclusive holder') })
   })
 
   it('--slots N: N runs at once, each told its slot; the next is refused naming them', async () => {

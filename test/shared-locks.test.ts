@@ -1,8 +1,8 @@
 // Shared locks and slots (docs/shared-locks.md): real processes, real SIGKILLs, real files.
-import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { acquirePidLock, acquirePidLockSync, LockHeldError } from '../src/index.js'
+import { acquirePidLock, acquirePidLockSync, LockHeldError, readPidLock, stopHolder } from '../src/index.js'
 import { fixtures, makeTempDir, startNode, type RunningChild } from './helpers/child.js'
 import { eventually } from './helpers/keepers.js'
 
@@ -59,6 +59,20 @@ describe('slots: a semaphore of PID locks', () => {
     expect(existsSync(`${lock}.slot1`)).toBe(false)
   })
 
+  it("a slot file that can't be used (a symlink planted there) costs only that slot", () => {
+    symlinkSync(join(tmp.dir, 'elsewhere'), `${lock}.slot1`)
+    using mine = acquirePidLockSync(lock, { slots: 2 })
+    expect(mine.slot).toBe(2)
+  })
+
+  it('a slot holder is trusted where it is, as any PID lock: stopHolder ends it', async () => {
+    const a = await hold({ slots: 2 })
+    const slot = `${lock}.slot1`
+    expect(readPidLock(slot)).toMatchObject({ state: 'held', untrusted: null })
+    await expect(stopHolder(slot, { timeout: 30_000 })).resolves.toMatchObject({ stopped: true, how: 'signal', pid: a.pid })
+    await a.done
+  })
+
   it('bad values: a typed error naming the option', () => {
     for (const slots of [0, 1.5, 1001, '2']) {
       expect(() => acquirePidLockSync(lock, { slots } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('"slots"') }))
@@ -89,6 +103,15 @@ describe('shared locks: many shared holders or one exclusive', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, pid: exclusive.pid })
     expect(existsSync(`${lock}.readers`)).toBe(false) // its last record gone, the directory went too
     expect(existsSync(lock)).toBe(false)
+  })
+
+  it('a shared holder is trusted where it is: its record in the readers\' directory can be stopped', async () => {
+    const a = await hold({ shared: true })
+    const [token] = readdirSync(`${lock}.readers`)
+    const record = `${lock}.readers/${token}`
+    expect(readPidLock(record)).toMatchObject({ state: 'held', untrusted: null, owner: { pid: a.pid } })
+    await expect(stopHolder(record, { timeout: 30_000 })).resolves.toMatchObject({ stopped: true, pid: a.pid })
+    await a.done
   })
 
   it('a shared holder waits for an exclusive one', async () => {
@@ -129,6 +152,7 @@ describe('shared locks: many shared holders or one exclusive', () => {
     for (const c of live) c.child.kill('SIGKILL')
     const out = (await Promise.all(all.map((c) => c.done))).map((r) => r.stdout).join('')
     expect(out).not.toContain('VIOLATION')
+    expect(out).not.toContain('ERROR') // a waiting acquire never fails (it did with ENOENT when the readers' directory went)
     // Both modes happened, many times (a count, not a time).
     expect(out.split('\n').filter((l) => l === 'S').length).toBeGreaterThan(20)
     expect(out.split('\n').filter((l) => l === 'X').length).toBeGreaterThan(10)

@@ -361,7 +361,9 @@ describe('directory removal never follows a symlink swapped in during the walk (
       expect(readdirSync(victim), `round ${round}`).toHaveLength(50)
       rmSync(t.path, { recursive: true, force: true })
     }
-  })
+    // 25 rounds of 450 entries and a worker each: ~10 s here, but over 60 s on a 2-core machine
+    // running three suites at once (seen in CI trial). The bound caps a hang, not the work.
+  }, 300_000)
 })
 
 const secondUserSkip = secondUserSkipReason()

@@ -2,7 +2,7 @@
 // shared sticky directory, as anyone can in /tmp, and tries to make exitguard, run as root or as
 // another normal user (uid 65533), signal a stranger, delete a socket or talk to the wrong process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -191,6 +191,22 @@ describe.skipIf(reason !== null)("root's own records, moved, linked or reached t
     expect(running(holder.pid)).toBe(true)
     // By its own path, the same record is root's and trusted.
     expect(readPidLock(join(real, 'svc', 'app.pid')).untrusted).toBeNull()
+  })
+
+  it("a planted <lock>.readers symlink into a root-only directory: root's exclusive acquire writes and deletes nothing there", () => {
+    const victimDir = join(tmp.dir, 'root-only-readers')
+    mkdirSync(victimDir, { mode: 0o700 })
+    const victimFile = join(victimDir, '0123456789abcdef0123456789abcdef') // named like a reader's record
+    writeFileSync(victimFile, 'root data\n')
+    const old = new Date(Date.now() - 60_000) // "garbage older than the grace": dead, were it a record
+    utimesSync(victimFile, old, old)
+    const lock = join(shared, 'app.lock')
+    expect(spawnSync(setpriv!, [...as(NOBODY), 'ln', '-s', victimDir, `${lock}.readers`]).status).toBe(0)
+    acquirePidLockSync(lock).release()
+    expect(readFileSync(victimFile, 'utf8')).toBe('root data\n')
+    expect(readdirSync(victimDir)).toEqual(['0123456789abcdef0123456789abcdef'])
+    // And a shared acquire refuses to use it at all.
+    expect(() => acquirePidLockSync(lock, { shared: true })).toThrow(expect.objectContaining({ code: 'EUNSAFE' }))
   })
 
   it("a record's control characters never reach the terminal: escapes are shown as \\xNN", async () => {

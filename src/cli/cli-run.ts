@@ -204,6 +204,8 @@ async function acquire(req: RunRequest, signal: AbortSignal, io: CliIo): Promise
     return await acquirePidLock(req.lock, { ...options, wait: 0 })
   } catch (err) {
     if (!(err instanceof LockHeldError)) throw err
+    // Held by shared runs (no lock file of an exclusive holder): there is no one holder to stop.
+    if (readPidLock(req.lock).state === 'free') throw new LockHeldError(req.lock, err.owner, { message: `${err.message} --replace stops only an exclusive holder; it leaves shared ones alone.` })
   }
   // run-this-one: stop the verified holder as `exitguard stop --kill` would, then take the lock.
   // A holder that can't be verified (foreign, untrusted, another user's) is refused by stopHolder.

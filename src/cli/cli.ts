@@ -353,7 +353,7 @@ function otherHolders(path: string): { path: string; kind: 'shared' | 'slot'; sl
       // not a lock file (a directory, a symlink): nobody's
     }
   }
-  for (const file of readerFiles(path) ?? []) read(file, 'shared', null)
+  for (const file of readerFiles(path)?.files ?? []) read(file, 'shared', null)
   const base = basename(path)
   let names: string[] = []
   try {
@@ -361,7 +361,7 @@ function otherHolders(path: string): { path: string; kind: 'shared' | 'slot'; sl
   } catch {
     // the directory can't be listed: no slots to show
   }
-  const slots = names.map((name) => (name.startsWith(`${base}.slot`) ? /^(\d{1,4})$/.exec(name.slice(base.length + 5))?.[1] : undefined)).filter((n): n is string => n !== undefined)
+  const slots = names.map((name) => (name.startsWith(`${base}.slot`) ? /^([1-9]\d{0,3})$/.exec(name.slice(base.length + 5))?.[1] : undefined)).filter((n): n is string => n !== undefined)
   for (const n of slots.map(Number).sort((a, b) => a - b)) read(`${path}.slot${n}`, 'slot', n)
   return found
 }

@@ -482,7 +482,7 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     return refuse(`All ${opts.slots} slots of the lock ${opts.path} are held: ${holders.join('; ')}. Wait for one to finish (--wait), or raise the number of slots.`)
   }
   if (snapshot.path.startsWith(`${readersDirOf(opts.path)}/`)) {
-    const count = readerFiles(opts.path)?.length ?? 0
+    const count = readerFiles(opts.path)?.files.length ?? 0
     return refuse(`The lock ${opts.path} is held shared by ${describeOwner(snapshot.owner)}${count > 1 ? ` and up to ${count - 1} more` : ''}; an exclusive holder waits until every shared one has released it.`)
   }
   if (opts.shared && snapshot.kind === 'record' && snapshot.path === opts.path && !heldByThisProcess(snapshot)) {
@@ -791,24 +791,40 @@ class Contender {
 
   #trySlots(slots: number): PidLock | Held {
     let first: Held | null = null
+    let failure: unknown = null
     for (let slot = 1; slot <= slots; slot++) {
-      const result = this.#attempt.try(slotPath(this.opts.path, slot))
+      let result: PidLock | Held
+      try {
+        result = this.#attempt.try(slotPath(this.opts.path, slot))
+      } catch (err) {
+        // One slot that can't be used (a symlink, another user's file) must not cost the others.
+        failure ??= err
+        continue
+      }
       if (result instanceof PidLock) return result.setMode({ slot })
       first ??= result
     }
-    return first!
+    if (first) return first
+    throw failure
   }
 
   #tryShared(): PidLock | Held {
     const exclusive = liveExclusive(this.opts.path, this.opts.unreadableGrace)
     if (exclusive) return exclusive
-    const dir = openReadersDir(this.opts.path)
-    let lock: PidLock
-    try {
-      const token = this.#attempt.token
-      lock = this.#attempt.join(dir.at(token), `${readersDirOf(this.opts.path)}/${token}`).setMode({ shared: true })
-    } finally {
-      dir.close()
+    let lock: PidLock | null = null
+    for (let tries = 0; !lock; tries++) {
+      const dir = openReadersDir(this.opts.path)
+      try {
+        const token = this.#attempt.token
+        lock = this.#attempt.join(dir.at(token), `${readersDirOf(this.opts.path)}/${token}`).setMode({ shared: true })
+      } catch (err) {
+        // An exclusive holder removed the empty directory between our open and our link: again.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || tries >= 20) throw err
+        const exclusiveNow = liveExclusive(this.opts.path, this.opts.unreadableGrace)
+        if (exclusiveNow) return exclusiveNow
+      } finally {
+        dir.close()
+      }
     }
     // Our record is in: an exclusive holder that comes now sees it. One that came first is seen here.
     const raced = liveExclusive(this.opts.path, this.opts.unreadableGrace)
@@ -857,9 +873,10 @@ function liveExclusive(path: string, unreadableGrace: number): Held | null {
  * the way (best effort: a record left is dead, and so holds nothing); an empty directory goes.
  */
 function liveReader(path: string, unreadableGrace: number): Snapshot | null {
-  const files = readerFiles(path)
-  if (files === null) return null // no shared holder ever, or none since the last exclusive one: one syscall
-  for (const file of files) {
+  const readers = readerFiles(path)
+  if (readers === null) return null // no shared holder ever, or none since the last exclusive one: one syscall
+  const euid = process.geteuid?.()
+  for (const file of readers.files) {
     let snapshot: Snapshot | null
     try {
       snapshot = readSnapshot(file)
@@ -868,13 +885,15 @@ function liveReader(path: string, unreadableGrace: number): Snapshot | null {
     }
     if (!snapshot) continue
     if (!judgeSnapshot(snapshot, unreadableGrace).dead) return snapshot
+    // Only our own dead records, in a directory that passed the checks (never a planted one).
+    if (!readers.safe || (euid !== undefined && snapshot.stats.uid !== euid)) continue
     try {
       reapLockAt(file, file, { unreadableGrace })
     } catch {
-      // not ours to remove (another user's directory): dead all the same
+      // gone meanwhile, or can't be removed: dead all the same
     }
   }
-  removeReadersDirIfEmpty(path)
+  if (readers.safe) removeReadersDirIfEmpty(path)
   return null
 }
 

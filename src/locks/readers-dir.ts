@@ -56,17 +56,33 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
   return { fd, at: (name) => (viaFd ? `/proc/self/fd/${fd}/${name}` : `${dir}/${name}`), close: () => closeSync(fd) }
 }
 
-/** The shared holders' record files of `path` (absolute paths); null if there is no directory. */
-export function readerFiles(path: string): string[] | null {
+/**
+ * The shared holders' record files of `path` (absolute paths), or null if there is no directory.
+ * `safe` says whether the directory passes the checks of openReadersDir (a real directory, this
+ * user's or root's, nobody else can write). Only a safe one's dead records may be removed, and
+ * only a safe one removed when empty: a planted symlink or another user's directory is read
+ * (its live records still hold the lock: exclusion first) but never written to.
+ */
+export function readerFiles(path: string): { files: string[]; safe: boolean } | null {
   const dir = readersDirOf(path)
+  let fd: number
   try {
-    return readdirSync(dir)
-      .filter((name) => READER_NAME.test(name))
-      .map((name) => `${dir}/${name}`)
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return null
+    // A symlink (ELOOP; ENOTDIR on Linux with O_DIRECTORY) or anything else: nobody's records.
+    if (code === 'ELOOP' || code === 'ENOTDIR') return { files: [], safe: false }
     throw fsError(err, dir, 'list the shared holders of the lock', { dir: true })
+  }
+  try {
+    const stats = fstatSync(fd)
+    const uid = process.geteuid?.()
+    const safe = (uid === undefined || stats.uid === uid || stats.uid === 0) && (process.platform === 'win32' || (stats.mode & 0o022) === 0)
+    const names = readdirSync(procFdWorks(fd) ? `/proc/self/fd/${fd}` : dir)
+    return { files: names.filter((name) => READER_NAME.test(name)).map((name) => `${dir}/${name}`), safe }
+  } finally {
+    closeSync(fd)
   }
 }
 

@@ -88,11 +88,27 @@ function fileDistrust(snapshot: Snapshot): string | null {
   if (stats.nlink > 1) return `the lock file has ${stats.nlink} links, so it may be another lock's record linked here`
   if (snapshot.kind !== 'record') return null
   if (!owner.location) return 'the record does not say which lock it was written for (an older exitguard), so it can\'t be told from a record moved here'
-  const dir = statSync(dirname(path), { throwIfNoEntry: false })
-  if (!dir || `${dir.dev}:${dir.ino}` !== owner.location.dir || basename(path) !== owner.location.name) {
+  if (!writtenFor(path, owner.location, owner.token)) {
     return `the record was written for another lock (${shown(owner.location.name)} in directory ${owner.location.dir}) and was moved or linked here`
   }
   return null
+}
+
+/**
+ * True if `path` is where a record written for the lock `location` may be: the lock itself, one
+ * of its slots (`<name>.slot<N>`) beside it, or its shared holder's record `<name>.readers/<token>`.
+ */
+function writtenFor(path: string, location: { dir: string; name: string }, token: string): boolean {
+  const idOf = (dir: string) => {
+    const stats = statSync(dir, { throwIfNoEntry: false })
+    return stats ? `${stats.dev}:${stats.ino}` : null
+  }
+  const name = basename(path)
+  const parent = dirname(path)
+  if (name === location.name || (name.startsWith(`${location.name}.slot`) && /^[1-9]\d{0,3}$/.test(name.slice(location.name.length + 5)))) {
+    return idOf(parent) === location.dir
+  }
+  return name === token && basename(parent) === `${location.name}.readers` && idOf(dirname(parent)) === location.dir
 }
 
 /**
