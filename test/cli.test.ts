@@ -360,7 +360,8 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
     // The wrapper's 'exit', not 'close': without the fix, A's command lives on and holds the pipes.
     const { exitCode, signalCode } = a.child
     const aEnd = exitCode !== null || signalCode !== null ? [exitCode, signalCode] : await new Promise((r) => a.child.once('exit', (...end) => r(end)))
-    return { b: [bEnd.code, bEnd.signal], marker, a: aEnd, lockLeft: existsSync(path) }
+    // B's stderr: empty, unless it took A's lock over ("took over …"), which would say how it got in.
+    return { b: [bEnd.code, bEnd.signal], bStderr: bEnd.stderr, marker, a: aEnd, lockLeft: existsSync(path) }
   }
 
   it.runIf(process.platform === 'linux')('docs/cli.md lists the signals the code forwards, and the tested ones are among them', () => {
@@ -377,7 +378,7 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
     // Three at a time, each with its own lock: they are independent, and one by one they take a minute.
     const results: Awaited<ReturnType<typeof race>>[] = []
     for (let i = 0; i < tested.length; i += 3) results.push(...(await Promise.all(tested.slice(i, i + 3).map(race))))
-    const expected = tested.map((signal) => ({ b: [0, null], marker: 'A start\nA end\nB start\n', a: [null, signal], lockLeft: false }))
+    const expected = tested.map((signal) => ({ b: [0, null], bStderr: '', marker: 'A start\nA end\nB start\n', a: [null, signal], lockLeft: false }))
     expect(Object.fromEntries(tested.map((s, i) => [s, results[i]]))).toEqual(Object.fromEntries(tested.map((s, i) => [s, expected[i]])))
   }, 120_000)
 })
