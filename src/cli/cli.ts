@@ -2,6 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, resolve } from 'node:path'
 import { readerFiles } from '../locks/readers-dir.js'
+import { UNREADABLE_GRACE } from '../locks/lock-record.js'
+import { slotNumber, slotPath } from '../locks/slot-name.js'
 import { EX, parse, UsageError, type CliIo, type Outcome } from './cli-common.js'
 import { isPgUrl, runCommand } from './cli-run.js'
 import { lsbStatus } from '../daemon/lsb-status.js'
@@ -286,8 +288,6 @@ function checkPgUrl(url: string): void {
   if (keys.length !== 1 || keys[0] === '') throw new UsageError('run', 'the --lock URL needs exactly one key parameter: postgres://USER@HOST:PORT/DB?key=NAME')
 }
 
-/** The library's default, named here because status quotes it. */
-const UNREADABLE_GRACE = 5000
 
 function status(argv: string[], io: CliIo): number {
   const { values, positionals } = parse('status', {
@@ -361,8 +361,8 @@ function otherHolders(path: string): { path: string; kind: 'shared' | 'slot'; sl
   } catch {
     // the directory can't be listed: no slots to show
   }
-  const slots = names.map((name) => (name.startsWith(`${base}.slot`) ? /^([1-9]\d{0,3})$/.exec(name.slice(base.length + 5))?.[1] : undefined)).filter((n): n is string => n !== undefined)
-  for (const n of slots.map(Number).sort((a, b) => a - b)) read(`${path}.slot${n}`, 'slot', n)
+  const slots = names.map((name) => slotNumber(base, name)).filter((n): n is number => n !== null)
+  for (const n of slots.sort((a, b) => a - b)) read(slotPath(path, n), 'slot', n)
   return found
 }
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { describeOwner, type LockOwner } from '../owner.js'
-import { judgeSnapshot, readSnapshot } from '../locks/lock-record.js'
+import { judgeSnapshot, readSnapshot, UNREADABLE_GRACE } from '../locks/lock-record.js'
 import { recordDistrust } from '../locks/record-trust.js'
 
 /**
@@ -33,7 +33,7 @@ export function lsbStatus(path: string): LsbStatus {
   if (!snapshot) return { code: LSB.NOT_RUNNING, line: `not running: there is no PID file ${lockPath}`, owner: null }
   const { owner } = snapshot
   if (snapshot.kind === 'invalid') return { code: LSB.UNKNOWN, line: `unknown: ${lockPath} holds no valid record (last written ${owner.createdAt})`, owner: null }
-  const verdict = judgeSnapshot(snapshot, 5000)
+  const verdict = judgeSnapshot(snapshot, UNREADABLE_GRACE)
   if (verdict.foreign) return { code: LSB.UNKNOWN, line: `unknown: ${lockPath} is ${verdict.reason}`, owner }
   if (verdict.dead) return { code: LSB.DEAD_PID_FILE, line: `dead: ${describeOwner(owner)} is gone (${verdict.reason}) but ${lockPath} is left; the next start takes it over`, owner }
   // A record that may be planted (another user's file naming this user's or root's process) is no proof that the service runs.

@@ -4,7 +4,7 @@ import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
 import { describeOwner, judgeOwner, pidExists, readStartTime, selfIdentity, type LockOwner } from '../owner.js'
-import { judgeSnapshot, keeperHolds, readSnapshot, type Snapshot } from '../locks/lock-record.js'
+import { judgeSnapshot, readSnapshot, UNREADABLE_GRACE, type Snapshot } from '../locks/lock-record.js'
 import { recordDistrust } from '../locks/record-trust.js'
 import { reapPidLock } from '../locks/pid-lock.js'
 
@@ -55,8 +55,6 @@ export interface SignalResult {
 /** The stop default, documented in docs/daemons.md. */
 export const STOP_TIMEOUT = 10_000
 const POLL_MS = 10
-/** As the lock protocol's default: an unreadable file younger than this may be mid-edit. */
-const UNREADABLE_GRACE = 5000
 
 /**
  * A lock's holder, checked: a live process proven to be the one that wrote the record, a dead
@@ -206,8 +204,7 @@ function findHolder(lockPath: string): Holder {
   if (verdict.foreign) {
     throw new ExitguardError('EFOREIGN', `Won't signal the holder of ${lockPath}: ${verdict.reason}. Stop it where it runs (${describeOwner(owner)}).`, { path: lockPath })
   }
-  const keeper = judgeOwner(owner).alive ? null : keeperHolds(snapshot)
-  if (keeper) return { state: 'releasing', snapshot, reason: keeper }
+  if (verdict.releasing) return { state: 'releasing', snapshot, reason: verdict.reason }
   const unverified = (why: string) =>
     new ExitguardError('EUNVERIFIED', `Won't signal PID ${owner.pid} for ${lockPath}: ${why}, so a reused PID can't be told from the process that wrote it. Check it (ps -o lstart,args -p ${owner.pid}) and stop it yourself if it is yours.`, { path: lockPath })
   if (snapshot.kind === 'pid') throw unverified('the file holds a bare PID without a start time')

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path'
+import { judgeSnapshot, readSnapshot, UNREADABLE_GRACE } from '../locks/lock-record.js'
 import { readPidLock, type PidLockStatus } from '../locks/pid-lock.js'
 
 const POLL_MS = 10
@@ -19,11 +21,17 @@ export interface WaitResult {
 export async function waitForRelease(path: string, options: { timeout?: number } = {}): Promise<WaitResult> {
   const timeout = options.timeout ?? Infinity
   const started = Date.now()
+  const lockPath = resolve(path)
   for (;;) {
-    const status = readPidLock(path)
-    if (status.state !== 'held') return { free: true, status, waited: Date.now() - started }
+    // Polled cheaply (who holds it); the whole status, trust checks included, only for the answer.
+    const snapshot = readSnapshot(lockPath)
+    const free = !snapshot || judgeSnapshot(snapshot, UNREADABLE_GRACE).dead
     const left = timeout - (Date.now() - started)
-    if (left <= 0) return { free: false, status, waited: Date.now() - started }
-    await new Promise((r) => setTimeout(r, Math.min(POLL_MS, left)))
+    if (free || left <= 0) {
+      const status = readPidLock(path)
+      if (status.state !== 'held') return { free: true, status, waited: Date.now() - started }
+      if (left <= 0) return { free: false, status, waited: Date.now() - started }
+    }
+    await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(left, 0))))
   }
 }

@@ -3,7 +3,7 @@ import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, rmdi
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { ExitguardError, systemCode } from '../errors.js'
-import { at, O_PATH, procFdWorks } from '../proc-fd.js'
+import { at, O_PATH, procFdWorks } from '../internal/proc-fd.js'
 
 /** A pipe for the keeper's input: `read` goes to the keeper, `write` stays with the owner. */
 export interface KeeperPipe {

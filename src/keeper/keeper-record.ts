@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs'
-import { hostStartTime, localPid, pidExists, procIsOurs, readBootId, readStartTime, type LockOwner } from '../owner.js'
-import { isExitedState, statFields } from '../internal/proc-stat.js'
+import { localPid, readBootId, runsAs, type LockOwner } from '../owner.js'
 
 /**
  * The keeper in a PID lock record: `"keeper":{"pid":N,"startTime":"…"}`, one optional field of
@@ -28,19 +26,7 @@ export function keeperStillHolds(owner: LockOwner): string | null {
   if (owner.bootId && boot && owner.bootId !== boot) return null
   // A container's keeper, judged from the host: its PID is the namespace's, not ours.
   const pid = localPid(owner, keeper.pid)
-  if (pid === undefined || !keeperRuns(pid, keeper.startTime)) return null
+  if (pid === undefined || !runsAs(pid, keeper.startTime)) return null
   return `PID ${owner.pid} has ended and its keeper (PID ${keeper.pid}) is releasing what it held; the lock is free once it is done`
 }
 
-function keeperRuns(pid: number, startTime: string): boolean {
-  if (process.platform === 'linux') {
-    if (!procIsOurs()) return pidExists(pid) // another namespace's /proc: only kill(2) speaks for our PIDs
-    try {
-      const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'latin1'))
-      return !isExitedState(fields[0]) && hostStartTime(fields[19]) === startTime
-    } catch {
-      return false
-    }
-  }
-  return pidExists(pid) && readStartTime(pid) === startTime
-}

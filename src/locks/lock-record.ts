@@ -221,10 +221,15 @@ function placeholderOwner(pid: number, stats: Stats): LockOwner {
 /** How far ahead of the clock an mtime may be and still count as "just now" (rounding, NFS skew). */
 const FUTURE_SLACK_MS = 2000
 
+/** How old an unreadable lock file (empty, garbage) must be before it counts as stale, by default: it may be mid-write. */
+export const UNREADABLE_GRACE = 5000
+
 export interface SnapshotVerdict {
   dead: boolean
   reason: string
   foreign: boolean
+  /** The holder has ended and only its keeper still holds the lock, while it releases (keeperHolds). */
+  releasing?: boolean
 }
 
 /**
@@ -238,7 +243,7 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
     const verdict = judgeOwner(owner)
     // The holder is dead, but its keeper (a co-holder) may still be releasing: held until it is done.
     const keeper = verdict.alive ? null : keeperHolds(snapshot)
-    if (keeper) return { dead: false, reason: keeper, foreign: false }
+    if (keeper) return { dead: false, reason: keeper, foreign: false, releasing: true }
     return { dead: !verdict.alive, reason: verdict.reason, foreign: verdict.foreign }
   }
   if (snapshot.kind === 'unknown') {

@@ -1,10 +1,11 @@
 import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, watch, writeSync, constants, type FSWatcher } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { checkFilePath, ExitguardError, fsError, invalidArgType, invalidArgValue, LockCompromisedError, LockHeldError, LockTimeoutError } from '../errors.js'
-import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, keeperHolds, makeOwner, readSnapshot, serialiseData, type Snapshot } from './lock-record.js'
+import { formatRecord, heldByThisProcess, holderOption, judgeSnapshot, makeOwner, readSnapshot, serialiseData, UNREADABLE_GRACE, type Snapshot } from './lock-record.js'
 import { checkSocket, recordDistrust, removeDeadSocket, writerOf } from './record-trust.js'
 import { openReadersDir, readerFiles, readersDirOf, removeReadersDirIfEmpty } from './readers-dir.js'
-import { describeOwner, inInitialPidNamespace, judgeOwner, onThisMachine, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
+import { MAX_SLOTS, slotNumber, slotPath } from './slot-name.js'
+import { describeOwner, inInitialPidNamespace, onThisMachine, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { LockGuard } from './lock-guard.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
 import { exitRegistry } from '../exit/registry.js'
@@ -122,7 +123,7 @@ export interface PidLockTaken<S extends 'held' | 'stale' = 'held' | 'stale', D =
   untrusted: string | null
 }
 
-const defaults = { wait: 0, pidOnly: false, unreadableGrace: 5000, checkInterval: 1000 }
+const defaults = { wait: 0, pidOnly: false, unreadableGrace: UNREADABLE_GRACE, checkInterval: 1000 }
 /** A waiter re-checks this often whether the holder died (a kill -9 sends no file event). */
 const POLL_MS = 10
 
@@ -298,7 +299,7 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
       // Wakes us the moment the lock file (or a slot, or the shared holders' directory) changes;
       // the poll below covers a holder's death.
       const watcher = watch(dirname(opts.path), { persistent: false }, (_event, name) => {
-        if (name === null || name === base || name.startsWith(`${base}.slot`) || name === `${base}.readers`) wake?.()
+        if (name === null || name === base || slotNumber(base, name) !== null || name === `${base}.readers`) wake?.()
       })
       watchers.push(watcher.on('error', () => {}))
     } catch {
@@ -466,8 +467,6 @@ function validateMode(opts: Validated, path: string): void {
   if (slots !== undefined && bytes > MAX_LOCK_NAME) throw invalidArgValue('path', path, `has a file name too long for slots: with ".slot${MAX_SLOTS}" it takes ${bytes} bytes, more than ${MAX_LOCK_NAME}`)
 }
 
-/** The most slots a semaphore may have: each is a file, and a full one is tried in turn. */
-const MAX_SLOTS = 1000
 
 function heldError(opts: Validated, held: Held, started: number): LockHeldError {
   const { snapshot } = held
@@ -507,7 +506,7 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
     // Foreign on this host: another PID namespace (a container), not another host.
     return refuse(`The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`)
   }
-  const keeper = snapshot.kind === 'record' && !judgeOwner(snapshot.owner).alive ? keeperHolds(snapshot) : null
+  const keeper = held.releasing ? held.reason : null
   if (keeper) {
     // Not "kill <holder>": the holder is dead; its keeper is stopping its command (docs/keeper.md).
     return refuse(`The lock ${opts.path} is still held: ${keeper}. That takes at most the command's grace period (exitguard run --grace); wait for it (--wait) rather than removing the file.`)
@@ -533,6 +532,9 @@ function fileKey(stats: { dev: bigint; ino: bigint }): string {
 interface Held {
   snapshot: Snapshot
   foreign: boolean
+  /** Held only by the dead holder's keeper, and why (its verdict). */
+  releasing?: boolean | undefined
+  reason?: string
 }
 
 /**
@@ -628,7 +630,7 @@ class Attempt {
       // NFS can report EEXIST for a link that did happen (a retried RPC): the record is ours.
       if (snapshot.id === this.#id) return this.#won(target, null)
       const verdict = judgeSnapshot(snapshot, this.opts.unreadableGrace)
-      if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign }
+      if (!verdict.dead || round > 100) return { snapshot, foreign: verdict.foreign, releasing: verdict.releasing, reason: verdict.reason }
       const outcome = this.#replaceDead(target, target, snapshot, 0)
       if (outcome === 'won') return this.#won(target, snapshot)
       // A live process is taking the dead holder's lock over, or reaping it: either is done in
@@ -855,10 +857,6 @@ function locationOf(path: string): { dir: string; name: string } | null {
   return dir ? { dir: `${dir.dev}:${dir.ino}`, name: basename(path) } : null
 }
 
-/** `<lock>.slot<N>`. */
-function slotPath(path: string, slot: number): string {
-  return `${path}.slot${slot}`
-}
 
 /** Who holds the lock file `path` exclusively, if a live (or unjudgeable) process does. */
 function liveExclusive(path: string, unreadableGrace: number): Held | null {

@@ -1,5 +1,6 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync } from 'node:fs'
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync } from 'node:fs'
 import { ExitguardError, fsError } from '../errors.js'
+import { at, procFdWorks } from '../internal/proc-fd.js'
 
 /**
  * Where the shared holders of the lock `path` keep their records: `<path>.readers/<token>`, one
@@ -43,17 +44,14 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
     }
   }
   try {
-    const stats = fstatSync(fd)
-    const uid = process.geteuid?.()
-    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) throw unsafe(dir, `belongs to uid ${stats.uid}, who could remove a shared holder's record from it`)
-    // (Windows has no such mode bits: its directory modes always read 0o666.)
-    if (process.platform !== 'win32' && (stats.mode & 0o022) !== 0) throw unsafe(dir, `has mode ${(stats.mode & 0o777).toString(8)}: others could remove a shared holder's record from it`)
+    const why = unsafeBecause(fstatSync(fd))
+    if (why !== null) throw unsafe(dir, why)
   } catch (err) {
     closeSync(fd)
     throw err
   }
-  const viaFd = procFdWorks(fd)
-  return { fd, at: (name) => (viaFd ? `/proc/self/fd/${fd}/${name}` : `${dir}/${name}`), close: () => closeSync(fd) }
+  const viaFd = procFdWorks()
+  return { fd, at: (name) => (viaFd ? at(fd, name) : `${dir}/${name}`), close: () => closeSync(fd) }
 }
 
 /**
@@ -76,10 +74,8 @@ export function readerFiles(path: string): { files: string[]; safe: boolean } | 
     throw fsError(err, dir, 'list the shared holders of the lock', { dir: true })
   }
   try {
-    const stats = fstatSync(fd)
-    const uid = process.geteuid?.()
-    const safe = (uid === undefined || stats.uid === uid || stats.uid === 0) && (process.platform === 'win32' || (stats.mode & 0o022) === 0)
-    const names = readdirSync(procFdWorks(fd) ? `/proc/self/fd/${fd}` : dir)
+    const safe = unsafeBecause(fstatSync(fd)) === null
+    const names = readdirSync(procFdWorks() ? at(fd) : dir)
     return { files: names.filter((name) => READER_NAME.test(name)).map((name) => `${dir}/${name}`), safe }
   } finally {
     closeSync(fd)
@@ -95,17 +91,16 @@ export function removeReadersDirIfEmpty(path: string): void {
   }
 }
 
+/** Why a readers' directory with these stats could let someone else remove a shared holder's record, or null. */
+function unsafeBecause(stats: { uid: number; mode: number }): string | null {
+  const uid = process.geteuid?.()
+  if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) return `belongs to uid ${stats.uid}, who could remove a shared holder's record from it`
+  // (Windows has no such mode bits: its directory modes always read 0o666.)
+  if (process.platform !== 'win32' && (stats.mode & 0o022) !== 0) return `has mode ${(stats.mode & 0o777).toString(8)}: others could remove a shared holder's record from it`
+  return null
+}
+
 function unsafe(dir: string, why: string): ExitguardError {
   return new ExitguardError('EUNSAFE', `The shared holders' directory ${dir} ${why}; exitguard will not use it. Remove it (as its owner or root), or use another lock path.`, { path: dir })
 }
 
-function procFdWorks(fd: number): boolean {
-  if (process.platform !== 'linux') return false
-  try {
-    const held = fstatSync(fd)
-    const seen = statSync(`/proc/self/fd/${fd}`)
-    return held.ino === seen.ino && held.dev === seen.dev
-  } catch {
-    return false
-  }
-}

@@ -1,8 +1,10 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync, statSync, unlinkSync } from 'node:fs'
 import { basename, dirname, isAbsolute } from 'node:path'
 import { childProcess } from '../builtins.js'
-import { judgeOwner, procIsOurs, shown } from '../owner.js'
-import { keeperHolds, type Snapshot, type SnapshotVerdict } from './lock-record.js'
+import { at as atFd, procFdWorks } from '../internal/proc-fd.js'
+import { procIsOurs, shown } from '../owner.js'
+import type { Snapshot, SnapshotVerdict } from './lock-record.js'
+import { slotNumber } from './slot-name.js'
 import { pipeNameFor, pipeState } from './holder-pipe.js'
 
 /**
@@ -72,7 +74,7 @@ export function recordDistrust(snapshot: Snapshot, verdict: SnapshotVerdict): st
   const path = pathDistrust(snapshot.path, writer)
   if (path !== null) return path
   // The holder has ended and its keeper (already checked by keeperHolds) is releasing.
-  if (!judgeOwner(snapshot.owner).alive && keeperHolds(snapshot) !== null) return null
+  if (verdict.releasing) return null
   return processDistrust(writer, snapshot.owner.pid)
 }
 
@@ -105,7 +107,7 @@ function writtenFor(path: string, location: { dir: string; name: string }, token
   }
   const name = basename(path)
   const parent = dirname(path)
-  if (name === location.name || (name.startsWith(`${location.name}.slot`) && /^[1-9]\d{0,3}$/.test(name.slice(location.name.length + 5)))) {
+  if (name === location.name || slotNumber(location.name, name) !== null) {
     return idOf(parent) === location.dir
   }
   return name === token && basename(parent) === `${location.name}.readers` && idOf(dirname(parent)) === location.dir
@@ -193,7 +195,8 @@ export function checkSocket(owner: { token: string; socket?: string | null | und
     const dir = fstatSync(fd)
     if (writerUid !== null && dir.uid !== writerUid) return untrusted(`is in a directory of uid ${dir.uid}, not of the lock file's owner (uid ${writerUid})`)
     if ((dir.mode & 0o077) !== 0) return untrusted(`is in a directory others can enter (mode ${(dir.mode & 0o777).toString(8)})`)
-    const at = throughFd(fd, dirname(path), basename(path))
+    // Through the held directory where /proc allows; else the name again, checked a moment before.
+    const at = procFdWorks() ? atFd(fd, basename(path)) : path
     const socket = lstatSync(at, { throwIfNoEntry: false })
     if (!socket) return 'none'
     if (!socket.isSocket()) return untrusted('is not a socket')
@@ -227,25 +230,3 @@ export function removeDeadSocket(owner: { token: string; socket?: string | null 
   }
 }
 
-let procFd: boolean | undefined
-
-/**
- * `name` in the directory held by `fd`, as a path the kernel looks up in that very directory
- * (`/proc/self/fd/N/name`, Linux). Without /proc (macOS) it is `dir/name` again, checked a
- * moment before: the window is that of one lookup.
- */
-function throughFd(fd: number, dir: string, name: string): string {
-  if (procFd === undefined) {
-    procFd = false
-    if (process.platform === 'linux') {
-      try {
-        const held = fstatSync(fd)
-        const seen = statSync(`/proc/self/fd/${fd}`)
-        procFd = held.ino === seen.ino && held.dev === seen.dev
-      } catch {
-        // no /proc
-      }
-    }
-  }
-  return procFd ? `/proc/self/fd/${fd}/${name}` : `${dir}/${name}`
-}

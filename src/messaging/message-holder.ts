@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path'
 import { invalidArgType, invalidArgValue, type ExitguardErrorCode } from '../errors.js'
 import { describeOwner, shown, type LockOwner } from '../owner.js'
 import { readPidLock, type PidLockTaken } from '../locks/pid-lock.js'
+import { judgeSnapshot, readSnapshot, UNREADABLE_GRACE } from '../locks/lock-record.js'
 import { checkSocket, type CheckedSocket } from '../locks/record-trust.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { ENVELOPE_BYTES } from './listener.js'
@@ -144,16 +145,18 @@ async function exchangeClosing(socket: CheckedSocket, frame: Buffer, maxReply: n
 async function afterFailure(lockPath: string, owner: LockOwner, deadline: number, code: 'ENOLISTENER' | 'ENOREPLY', message: string): Promise<MessageError> {
   const until = Math.min(deadline, Date.now() + DEATH_GRACE_MS)
   for (;;) {
-    let now: ReturnType<typeof readPidLock> | null = null
+    // Only who holds it, polled: not readPidLock, whose trust checks (path walk, socket) need no repeating.
+    let now: { gone: boolean; what: string } | null = null
     try {
-      now = readPidLock(lockPath)
+      const snapshot = readSnapshot(lockPath)
+      const verdict = snapshot && judgeSnapshot(snapshot, UNREADABLE_GRACE)
+      if (!snapshot) now = { gone: true, what: 'released the lock' }
+      else if (verdict!.dead) now = { gone: true, what: `died (${verdict!.reason})` }
+      else now = { gone: snapshot.owner.token !== owner.token, what: 'lost the lock' }
     } catch {
       // unreadable now: report what we saw
     }
-    if (now && (now.state !== 'held' || now.owner?.token !== owner.token)) {
-      const what = now.state === 'stale' ? `died (${now.reason})` : now.state === 'free' ? 'released the lock' : 'lost the lock'
-      return new MessageError('ENOTHELD', lockPath, `${describeOwner(owner)} ${what} before it replied; nothing holds ${lockPath} for it now.`, owner)
-    }
+    if (now?.gone) return new MessageError('ENOTHELD', lockPath, `${describeOwner(owner)} ${now.what} before it replied; nothing holds ${lockPath} for it now.`, owner)
     if (now === null || Date.now() >= until) return new MessageError(code, lockPath, message, owner)
     await new Promise((r) => setTimeout(r, 5))
   }
@@ -163,6 +166,7 @@ async function afterFailure(lockPath: string, owner: LockOwner, deadline: number
 function replyCode(code: string): ExitguardErrorCode {
   return (['ENOTHELD', 'ETOOBIG', 'EBADMSG', 'EHANDLER'] as const).find((known) => known === code) ?? 'EBADMSG'
 }
+
 
 /** How long a holder that broke a connection off gets to show up as dead (its teardown); past it: ENOREPLY. */
 const DEATH_GRACE_MS = 500

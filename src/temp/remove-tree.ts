@@ -2,7 +2,7 @@ import { childProcess } from '../builtins.js'
 import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync, type Stats } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { removeTreeByPath } from './remove-walk.js'
-import { at, O_PATH, procFdWorks } from '../proc-fd.js'
+import { at, O_PATH, procFdWorks } from '../internal/proc-fd.js'
 
 // Removal of temp entries that another user may be racing (see docs/threat-model.md).
 //
