@@ -69,6 +69,11 @@ async function waiting(path: string, timeout = 20_000): Promise<void> {
   }
 }
 
+/** Resolves once `ready()` holds, looking every 5 ms; bounded by the test's own timeout. */
+async function until(ready: () => boolean): Promise<void> {
+  while (!ready()) await new Promise((r) => setTimeout(r, 5))
+}
+
 describe('help, version and usage errors', () => {
   it('--version prints the package version', async () => {
     for (const flag of ['--version', '-v']) {
@@ -362,6 +367,34 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
     const aEnd = exitCode !== null || signalCode !== null ? [exitCode, signalCode] : await new Promise((r) => a.child.once('exit', (...end) => r(end)))
     // B's stderr: empty, unless it took A's lock over ("took over …"), which would say how it got in.
     return { b: [bEnd.code, bEnd.signal], bStderr: bEnd.stderr, marker, a: aEnd, lockLeft: existsSync(path) }
+  }
+
+  // Node emits SIGABRT under the name SIGIOT as well (SIGIO as SIGPOLL), and signal-exit listens
+  // under both: the exit hooks released the lock on SIGIOT while the command still ran. Seen as
+  // the race above failing under load (B started before A's command had ended).
+  for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
+    it(`${signal}, a signal with two names: the lock stays until the command, busy when it came, has ended`, async () => {
+      const flag = join(dir, 'go-on')
+      // Blocks its event loop until the flag exists, so the forwarded signal waits for it.
+      const busy = [
+        "const fs = require('fs'); const [flag, sig] = process.argv.slice(1)",
+        'process.on(sig, () => { process.removeAllListeners(sig); process.kill(process.pid, sig) })',
+        'console.log("ready")',
+        'setTimeout(() => { while (!fs.existsSync(flag)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10) })',
+        'setInterval(() => {}, 1000)',
+      ].join('\n')
+      const run = start(['run', '--lock', lock, '--', process.execPath, '-e', busy, flag, signal], { NODE_DEBUG: 'exitguard' })
+      await run.waitFor('ready')
+      run.child.kill(signal)
+      // The wrapper's exit hooks have seen the signal under its other name and are done with it
+      // (debuglog's lines): they stood aside, or (the defect) released and re-raised it.
+      const other = Object.keys(osConstants.signals).find((name) => name !== signal && osConstants.signals[name as NodeJS.Signals] === osConstants.signals[signal])!
+      await until(() => run.stderr().includes(`signal ${other}: the app listens for it under another name; standing aside`) || run.stderr().includes(`re-raising ${other}`))
+      const heldWhileBusy = existsSync(lock)
+      writeFileSync(flag, '')
+      const end = await run.done
+      expect({ heldWhileBusy, signal: end.signal, lockLeft: existsSync(lock) }).toEqual({ heldWhileBusy: true, signal, lockLeft: false })
+    })
   }
 
   it.runIf(process.platform === 'linux')('docs/cli.md lists the signals the code forwards, and the tested ones are among them', () => {

@@ -1,4 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { onExit, unregister, registered, configure, ExitguardError } from '../src/index.js'
@@ -135,6 +136,19 @@ describe('other listeners and other processes', () => {
     expect({ code: r.code, signal: r.signal }).toEqual({ code: 7, signal: null })
     expect(lines()).toEqual(['app-listener', 'C', 'B', 'A'])
   })
+
+  // Node emits SIGABRT under the name SIGIOT too (SIGIO as SIGPOLL), and signal-exit listens under
+  // both: the app's SIGABRT listener must make it stand aside for SIGIOT as well.
+  for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
+    it(`stands aside when the app listens for ${signal}, a signal with another name`, async () => {
+      const child = startNode(exitPath, [log, 'signal', `own=${signal}`])
+      await child.waitFor('ready')
+      child.child.kill(signal)
+      const r = await child.done
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: 7, signal: null })
+      expect(lines()).toEqual(['app-listener', 'C', 'B', 'A'])
+    })
+  }
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`with signal-exit v3 loaded (plain proper-lockfile) and the loop emptied by cleanup, still dies by ${signal}`, async () => {

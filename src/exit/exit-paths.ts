@@ -5,6 +5,7 @@ import { signals } from 'signal-exit/signals'
 import type { ExitRegistry } from './registry.js'
 import { requireLazily } from '../require-lazily.cjs'
 import { writeStderr } from '../internal/stderr.js'
+import { appListensUnderAnotherName } from './signal-names.js'
 
 const debug = debuglog('exitguard')
 
@@ -95,6 +96,15 @@ export function installExitPaths(registry: ExitRegistry): ExitRunner {
       return false
     }
     if (registry.size === 0) return false
+    if (appListensUnderAnotherName(signal, signals)) {
+      // The app handles this signal under its other name: stand aside, as signal-exit does for a
+      // listener under the same name. signal-exit has unloaded itself and calls no one again, so
+      // from here the 'exit' event runs the handlers (process.exit(), a crash; natural end has
+      // beforeExit below); a later fatal signal the app does not handle runs none (docs/exit-registry.md).
+      debug('signal %s: the app listens for it under another name; standing aside', signal)
+      process.once('exit', onExitCode)
+      return true
+    }
     // Our own listeners, added at once: they catch a second signal, and they make
     // signal-exit v3 (loaded by proper-lockfile) stand aside instead of killing us now.
     // A second signal skips the async rest; the process still dies by the first one.
