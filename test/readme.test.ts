@@ -112,7 +112,7 @@ describe('the README quick start, pasted into a fresh project', () => {
 function anchors(markdown: string): Set<string> {
   const seen = new Map<string, number>()
   const out = new Set<string>()
-  for (const [, heading] of withoutCode(markdown).matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
+  for (const [, heading] of withoutFences(markdown).matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
     const base = heading!.toLowerCase().replace(/[^\p{L}\p{N}\p{M}\- _]/gu, '').replace(/ /g, '-')
     const n = seen.get(base) ?? 0
     seen.set(base, n + 1)
@@ -121,9 +121,13 @@ function anchors(markdown: string): Set<string> {
   return out
 }
 
+function withoutFences(markdown: string): string {
+  return markdown.replace(/^```[\s\S]*?^```/gm, '')
+}
+
 /** The text without fenced code blocks and code spans, where a `[x](y)` is not a link. */
 function withoutCode(markdown: string): string {
-  return markdown.replace(/^```[\s\S]*?^```/gm, '').replace(/`[^`\n]*`/g, '')
+  return withoutFences(markdown).replace(/`[^`\n]*`/g, '')
 }
 
 describe('the docs link to what is there', () => {
