@@ -107,3 +107,43 @@ describe('the README quick start, pasted into a fresh project', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 })
+
+/** GitHub's anchors for the headings of a Markdown text (outside code blocks), duplicates numbered. */
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>()
+  const out = new Set<string>()
+  for (const [, heading] of withoutFences(markdown).matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
+    const base = heading!.toLowerCase().replace(/[^\p{L}\p{N}\p{M}\- _]/gu, '').replace(/ /g, '-')
+    const n = seen.get(base) ?? 0
+    seen.set(base, n + 1)
+    out.add(n === 0 ? base : `${base}-${n}`)
+  }
+  return out
+}
+
+function withoutFences(markdown: string): string {
+  return markdown.replace(/^```[\s\S]*?^```/gm, '')
+}
+
+/** The text without fenced code blocks and code spans, where a `[x](y)` is not a link. */
+function withoutCode(markdown: string): string {
+  return withoutFences(markdown).replace(/`[^`\n]*`/g, '')
+}
+
+describe('the docs link to what is there', () => {
+  it('every relative link and #anchor in README.md and docs/*.md resolves', () => {
+    const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+    const broken: string[] = []
+    for (const file of files) {
+      const text = readFileSync(join(root, file), 'utf8')
+      for (const [, target] of withoutCode(text).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/i.test(target!)) continue
+        const [path, anchor] = target!.split('#') as [string, string | undefined]
+        const resolved = path === '' ? join(root, file) : join(root, file, '..', path)
+        if (!existsSync(resolved)) broken.push(`${file}: ${target} (no such file)`)
+        else if (anchor !== undefined && resolved.endsWith('.md') && !anchors(readFileSync(resolved, 'utf8')).has(anchor)) broken.push(`${file}: ${target} (no such heading)`)
+      }
+    }
+    expect(broken).toEqual([])
+  })
+})
