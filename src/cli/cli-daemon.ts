@@ -49,7 +49,8 @@ Exit codes (LSB stop):
   0    stopped, or was not running (a stale lock file is removed)
   1    still running when the timeout ran out
   4    refused: the holder is on another host or in another PID namespace, the file
-       holds a bare PID or no valid record, PATH can't be read, or no permission
+       holds a bare PID or no valid record, its record is not trusted (another user
+       could have written it), PATH can't be read, or no permission
   64   bad usage
 `,
   wait: `Usage: exitguard wait PATH [--timeout MS]
