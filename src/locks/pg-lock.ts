@@ -213,7 +213,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
         })
       }
     }
-    await takeLock(pg, client, own, own ? config : configOf(client), lockId, where, session.pid, opts)
+    await takeLock({ pg, client, own, cancelConfig: own ? config : configOf(client), lockId, where, backendPid: session.pid, opts })
     locked = true
     owner.createdAt = new Date().toISOString()
     // Leaves the full owner record in pg_stat_activity.query, where other sessions of the
@@ -227,17 +227,24 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
   }
 }
 
+/** @internal What `takeLock` needs: the session that asks, and how to cancel its wait. */
+interface LockRequest {
+  pg: PgModule
+  client: PgClientLike
+  /** True when exitguard opened `client` (a cancel that gets nowhere may then close it). */
+  own: boolean
+  /** Connection settings for the short connection that cancels the wait. */
+  cancelConfig: Record<string, unknown>
+  lockId: bigint
+  where: string
+  /** The server process of `client`, for pg_cancel_backend. */
+  backendPid: number
+  opts: ValidOptions
+}
+
 /** Waits for the lock on the server: pg_try_advisory_lock, or pg_advisory_lock bounded by lock_timeout. */
-async function takeLock(
-  pg: PgModule,
-  client: PgClientLike,
-  own: boolean,
-  cancelConfig: Record<string, unknown>,
-  lockId: bigint,
-  where: string,
-  backendPid: number,
-  opts: ValidOptions,
-): Promise<void> {
+async function takeLock(request: LockRequest): Promise<void> {
+  const { pg, client, own, cancelConfig, lockId, where, backendPid, opts } = request
   const id = lockId.toString()
   if (opts.wait === 0) {
     // The holder may let go between our try and our look at pg_locks: then try again.
