@@ -29,8 +29,12 @@ export abstract class Guard<R = void> {
 
   /** @internal Has the exit drop run for this guard, shown by `registered()` as `label`. */
   protected guardAtExit(label: string): void {
-    this.#registration = onExit(dropAtExit, this)
+    this.#registration = onExit(Guard.#dropAtExit, this)
     this.#registration.label = label
+  }
+
+  static #dropAtExit(guard: Guard<unknown>): void {
+    guard.drop()
   }
 
   /** @internal Renames the exit registration (`registered()` shows it). */
@@ -67,7 +71,7 @@ export abstract class Guard<R = void> {
   }
 
   /** @internal The exit-time release: never throws, reports a failure on stderr. */
-  drop(): void {
+  protected drop(): void {
     try {
       this.releaseChecked()
     } catch (err) {
@@ -101,8 +105,12 @@ export abstract class AsyncGuard {
 
   /** @internal As `Guard.guardAtExit`. */
   protected guardAtExit(label: string): void {
-    this.#registration = onExit(dropAtExit, this)
+    this.#registration = onExit(AsyncGuard.#dropAtExit, this)
     this.#registration.label = label
+  }
+
+  static #dropAtExit(guard: AsyncGuard): Promise<void> | undefined {
+    return guard.drop()
   }
 
   /** @internal The checked release: idempotent, the same promise each time. */
@@ -119,7 +127,7 @@ export abstract class AsyncGuard {
   }
 
   /** @internal The exit-time release: never rejects, reports a failure on stderr. */
-  drop(): Promise<void> | undefined {
+  protected drop(): Promise<void> | undefined {
     if (exitRegistry().runner?.synchronous) {
       if (!this.#released) this.abandon()
       this.#released = true
@@ -136,10 +144,6 @@ export abstract class AsyncGuard {
       throw typed(err, this.path, undefined)
     }
   }
-}
-
-function dropAtExit(guard: Guard<unknown> | AsyncGuard): unknown {
-  return guard.drop()
 }
 
 /** An ExitguardError as it is; anything else wrapped in one that names the path and the cause. */
