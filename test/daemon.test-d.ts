@@ -8,6 +8,10 @@ test('daemon types', () => {
   expectTypeOf<StopResult['owner']>().toEqualTypeOf<LockOwner | null>()
   expectTypeOf<StopResult['pid']>().toEqualTypeOf<number | null>()
   expectTypeOf<StopHolderOptions['signal']>().toEqualTypeOf<NodeJS.Signals | number | undefined>()
+  expectTypeOf<StopHolderOptions['killSignal']>().toEqualTypeOf<NodeJS.Signals | number | undefined>()
+  void stopHolder('/tmp/x.pid', { killSignal: 'SIGINT', timeout: 1000 })
+  // @ts-expect-error a kill signal, not an AbortSignal
+  void stopHolder('/tmp/x.pid', { killSignal: AbortSignal.timeout(1000) })
   // @ts-expect-error timeout is a number of milliseconds
   void stopHolder('/tmp/x.pid', { timeout: '10s' })
   // @ts-expect-error a signal name Node knows

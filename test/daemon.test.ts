@@ -374,6 +374,22 @@ describe.skipIf(!linux)('exitguard stop', () => {
     await expect(stopHolder(lock, { timeout: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' })
     expect(() => signalHolder(lock, 'SIGNOPE' as NodeJS.Signals)).toThrow(/must be a signal this OS knows/)
   })
+
+  it('stopHolder sends killSignal, and still takes signal, its deprecated name', async () => {
+    const log = join(dir, 'log')
+    for (const options of [{ killSignal: 'SIGUSR1' }, { signal: 'SIGUSR1' }] as const) {
+      const { pid, startTime } = await startDaemon(['sh', '-c', 'trap "echo usr1; exit 0" USR1; while :; do sleep 0.05; done'], ['--log', log])
+      await until(() => cmdline(pid).startsWith('sh') && existsSync(log), 'the daemon runs')
+      await until(() => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() !== '', 'the loop runs')
+      const r = await stopHolder(lock, { ...options, timeout: 5000 })
+      expect(r).toMatchObject({ stopped: true, how: 'signal', pid, reason: expect.stringContaining('after SIGUSR1') })
+      expect(running(pid, startTime)).toBe(false)
+      expect(readFileSync(log, 'utf8')).toContain('usr1')
+      unlinkSync(log)
+    }
+    await expect(stopHolder(lock, { killSignal: 'SIGTERM', signal: 'SIGTERM' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('"killSignal"') })
+    await expect(stopHolder(lock, { killSignal: 'SIGNOPE' as NodeJS.Signals })).rejects.toThrow(/"killSignal".*must be a signal this OS knows/)
+  })
 })
 
 describe.skipIf(!linux)('status --lsb and wait', () => {

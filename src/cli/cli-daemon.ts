@@ -176,7 +176,7 @@ async function stop(argv: string[], io: CliIo): Promise<number> {
   }
   const timeout = parseMs('stop', '--timeout', values.timeout, STOP_TIMEOUT, false)
   try {
-    const r = await stopHolder(path, { signal, timeout, kill: values.kill ?? false })
+    const r = await stopHolder(path, { killSignal: signal, timeout, kill: values.kill ?? false })
     if (r.stopped) {
       io.stdout(`${r.how === 'not-running' ? 'not running' : 'stopped'}: ${r.reason}\n`)
       return EX.OK

@@ -11,6 +11,11 @@ import { reapPidLock } from '../locks/pid-lock.js'
 /** Options of `stopHolder`. */
 export interface StopHolderOptions {
   /** The signal to send first: a name (`'SIGTERM'`) or a number. Default `'SIGTERM'`. */
+  killSignal?: SignalName | number | undefined
+  /**
+   * @deprecated Use `killSignal`: elsewhere in exitguard `signal` is an AbortSignal. Still works;
+   * give one or the other.
+   */
   signal?: SignalName | number | undefined
   /** Milliseconds to wait for the holder to die or release the lock. Default 10000 (as `docker stop`). */
   timeout?: number | undefined
@@ -24,8 +29,8 @@ export interface StopResult {
   stopped: boolean
   /**
    * - `'not-running'`: no lock file, or its holder was already dead (a stale file is removed);
-   * - `'signal'`: the holder died or released the lock after `signal`;
-   * - `'kill'`: it ignored `signal` for `timeout` ms and died of the SIGKILL that followed;
+   * - `'signal'`: the holder died or released the lock after `killSignal`;
+   * - `'kill'`: it ignored `killSignal` for `timeout` ms and died of the SIGKILL that followed;
    * - `'keeper'`: the holder had already died and its keeper (docs/keeper.md) was stopping the
    *   command it ran; nothing was signalled, and the keeper released the lock within the wait;
    * - `'timeout'`: it still runs (stopped is false), or its keeper is still stopping its command.
@@ -93,7 +98,7 @@ export function signalHolder(path: string, signal: SignalName | number): SignalR
 }
 
 /**
- * Stops the process that holds the PID lock at `path`: sends `signal` (SIGTERM) to the verified
+ * Stops the process that holds the PID lock at `path`: sends `killSignal` (SIGTERM) to the verified
  * holder (see `signalHolder`), waits up to `timeout` ms for it to die or release the lock, and
  * with `kill` escalates to SIGKILL. A lock file its dead holder left behind is removed. Never
  * signals a reused PID; throws as `signalHolder` does when the holder can't be verified.
@@ -106,7 +111,7 @@ export async function stopHolder(path: string, options: StopHolderOptions = {}):
   posixOnly('exitguard stop (stopHolder)')
   const lockPath = checkPath(path)
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
-  const first = signalNumber('signal', options.signal ?? 'SIGTERM')
+  const first = firstSignal(options)
   const timeout = options.timeout ?? STOP_TIMEOUT
   if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > 2 ** 31 - 1) {
     throw invalidArgValue('timeout', timeout, 'must be a number of milliseconds from 0 to 2147483647')
@@ -253,6 +258,15 @@ function checkPath(path: string): string {
   if (typeof path !== 'string') throw invalidArgType('path', 'a string', path)
   if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty path without NUL bytes')
   return resolve(path)
+}
+
+/** `killSignal`, or its deprecated alias `signal`, as a number. */
+function firstSignal(options: StopHolderOptions): number {
+  if (options.killSignal !== undefined && options.signal !== undefined) {
+    throw invalidArgValue('signal', options.signal, 'is the deprecated name of "killSignal": give one or the other, not both')
+  }
+  if (options.signal !== undefined) return signalNumber('signal', options.signal)
+  return signalNumber('killSignal', options.killSignal ?? 'SIGTERM')
 }
 
 /** A signal name ('SIGTERM', 'TERM') or number as its number; refuses 0 and unknown names. */

@@ -126,7 +126,7 @@ export class FileLock extends LockGuard implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    this.release()
+    this.releaseChecked()
   }
 
   /** @internal proper-lockfile's onCompromised, called from its heartbeat timer: must never throw. */
@@ -146,7 +146,7 @@ export class FileLock extends LockGuard implements AsyncDisposable {
     this.compromise(compromised)
   }
 
-  protected override drop(atExit: boolean): void {
+  protected removeHeld(): void {
     heldHere.delete(this.lockfilePath)
     // A lock found lost (see `compromised`) is not removed: it may be someone else's now.
     if (this.compromised) return
@@ -156,7 +156,7 @@ export class FileLock extends LockGuard implements AsyncDisposable {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOTACQUIRED' || code === 'ENOENT') return // already dropped by proper-lockfile
-      this.failed(fsError(err, this.lockfilePath, 'remove the lock directory'), atExit)
+      throw fsError(err, this.lockfilePath, 'remove the lock directory')
     }
   }
 }

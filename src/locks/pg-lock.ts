@@ -1,10 +1,10 @@
 import { definedOnly } from '../defined-only.js'
 import { crypto } from '../builtins.js'
-import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue, isThisProcess } from '../errors.js'
+import { ExitguardError, LockCompromisedError, LockHeldError, LockTimeoutError, invalidArgType, invalidArgValue, isThisProcess, systemCode } from '../errors.js'
 import { describeOwner, selfIdentity, type LockOwner } from '../owner.js'
 import { pgLockId, pgLockOids } from './pg-key.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
-import { exitRegistry, onExit, type Registration } from '../exit/registry.js'
+import { AsyncGuard } from '../exit/guard.js'
 import { writeStderr } from '../internal/stderr.js'
 
 /**
@@ -213,31 +213,38 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
         })
       }
     }
-    await takeLock(pg, client, own, own ? config : configOf(client), lockId, where, session.pid, opts)
+    await takeLock({ pg, client, own, cancelConfig: own ? config : configOf(client), lockId, where, backendPid: session.pid, opts })
     locked = true
     owner.createdAt = new Date().toISOString()
     // Leaves the full owner record in pg_stat_activity.query, where other sessions of the
     // same role (or with pg_read_all_stats) read it; application_name is the short fallback.
     await client.query(ownerQuery(owner))
     client.removeListener('error', quiet)
-    return new HeldPgLock(key, lockId, owner, where, client, own, previousAppName, opts.onCompromised)
+    return new HeldPgLock({ key, lockId, owner, where, client, own, previousAppName, onCompromised: opts.onCompromised })
   } catch (err) {
     await cleanup()
     throw err
   }
 }
 
+/** @internal What `takeLock` needs: the session that asks, and how to cancel its wait. */
+interface LockRequest {
+  pg: PgModule
+  client: PgClientLike
+  /** True when exitguard opened `client` (a cancel that gets nowhere may then close it). */
+  own: boolean
+  /** Connection settings for the short connection that cancels the wait. */
+  cancelConfig: Record<string, unknown>
+  lockId: bigint
+  where: string
+  /** The server process of `client`, for pg_cancel_backend. */
+  backendPid: number
+  opts: ValidOptions
+}
+
 /** Waits for the lock on the server: pg_try_advisory_lock, or pg_advisory_lock bounded by lock_timeout. */
-async function takeLock(
-  pg: PgModule,
-  client: PgClientLike,
-  own: boolean,
-  cancelConfig: Record<string, unknown>,
-  lockId: bigint,
-  where: string,
-  backendPid: number,
-  opts: ValidOptions,
-): Promise<void> {
+async function takeLock(request: LockRequest): Promise<void> {
+  const { pg, client, own, cancelConfig, lockId, where, backendPid, opts } = request
   const id = lockId.toString()
   if (opts.wait === 0) {
     // The holder may let go between our try and our look at pg_locks: then try again.
@@ -311,119 +318,121 @@ async function cancelUntilSettled<T>(pg: PgModule, config: Record<string, unknow
   return settled
 }
 
-class HeldPgLock implements PgLock {
-  #released = false
+/** @internal What a won acquire hands to the `HeldPgLock` it makes. */
+interface WonPgLock {
+  key: string | bigint
+  lockId: bigint
+  owner: LockOwner
+  /** The lock as people read it: `"jobs" (id 42) on db:5432/app`. */
+  where: string
+  client: OwnedClient
+  /** True when exitguard opened the connection (and closes it on release). */
+  own: boolean
+  /** A caller's client's application_name, restored on release; null for our own connection. */
+  previousAppName: string | null
+  onCompromised: ((err: LockCompromisedError) => void) | undefined
+}
+
+class HeldPgLock extends AsyncGuard implements PgLock {
+  readonly key: string | bigint
+  readonly lockId: bigint
+  readonly owner: LockOwner
+  readonly #won: WonPgLock
   #lost = false
-  #releasing: Promise<void> | null = null
-  readonly #registration: Registration
   readonly #onError: (err: Error) => void
   readonly #onEnd: () => void
 
-  constructor(
-    readonly key: string | bigint,
-    readonly lockId: bigint,
-    readonly owner: LockOwner,
-    readonly where: string,
-    readonly client: OwnedClient,
-    readonly own: boolean,
-    readonly previousAppName: string | null,
-    readonly onCompromised: ((err: LockCompromisedError) => void) | undefined,
-  ) {
+  constructor(won: WonPgLock) {
+    super()
+    this.#won = won
+    this.key = won.key
+    this.lockId = won.lockId
+    this.owner = won.owner
+    const { client } = won
     this.#onError = (err) => this.#lostConnection(`the connection failed (${err.message})`)
     this.#onEnd = () => this.#lostConnection('the connection was closed')
     client.on('error', this.#onError)
     client.on('end', this.#onEnd)
     // A held lock should not keep the process alive, any more than a lock file does: natural
-    // end then runs the exit handler below, which unlocks. Only for connections we opened.
-    if (own) client.connection?.stream?.unref?.()
-    this.#registration = onExit(releasePgLockAtExit, this)
-    this.#registration.label = `release PostgreSQL lock ${where}`
+    // end then runs the exit drop, which unlocks. Only for connections we opened.
+    if (won.own) client.connection?.stream?.unref?.()
+    this.guardAtExit(`release PostgreSQL lock ${won.where}`)
   }
 
-  get released(): boolean {
-    return this.#released
+  /** @internal The lock, for errors. */
+  protected get path(): string {
+    return this.#won.where
   }
 
   release(): Promise<void> {
-    this.#releasing ??= this.#release()
-    return this.#releasing
+    return this.releaseChecked()
   }
 
   [Symbol.asyncDispose](): Promise<void> {
-    return this.release()
+    return this.releaseChecked()
   }
 
-  /** The exit-time release: only synchronous work is possible when the process is already exiting. */
-  releaseAtExit(): Promise<void> | undefined {
-    if (exitRegistry().runner?.synchronous) {
-      // process.exit(), a crash: no await is possible. Closing the socket now makes the server
-      // drop the lock at once (the OS would close it a moment later anyway).
-      if (this.own && !this.#released) this.client.connection?.stream?.destroy?.()
-      this.#released = true
-      return undefined
-    }
-    return this.release().catch((err: unknown) => writeStderr(`exitguard: could not release the PostgreSQL lock ${this.where} at exit: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`))
+  /** process.exit(), a crash: closing the socket now makes the server drop the lock at once. */
+  protected abandon(): void {
+    if (this.#won.own) this.#won.client.connection?.stream?.destroy?.()
   }
 
-  async #release(): Promise<void> {
-    this.#released = true
-    this.#registration.unregister()
-    this.client.removeListener('end', this.#onEnd)
+  protected async removeHeld(): Promise<void> {
+    const { client, own, where, previousAppName } = this.#won
+    client.removeListener('end', this.#onEnd)
     if (this.#lost) {
-      this.client.removeListener('error', this.#onError)
+      client.removeListener('error', this.#onError)
       return
     }
     // Keep a listener: an 'error' event while we close must not crash the process.
-    this.client.removeListener('error', this.#onError)
+    client.removeListener('error', this.#onError)
     const quiet = () => {}
-    this.client.on('error', quiet)
-    if (this.own) this.client.connection?.stream?.ref?.()
+    client.on('error', quiet)
+    if (own) client.connection?.stream?.ref?.()
     try {
-      const { rows } = await this.client.query('SELECT pg_advisory_unlock($1::bigint) AS ok', [this.lockId.toString()])
+      const { rows } = await client.query('SELECT pg_advisory_unlock($1::bigint) AS ok', [this.lockId.toString()]).catch((err: unknown) => {
+        throw new ExitguardError(systemCode(err, 'EIO'), `Could not release the PostgreSQL lock ${where}: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`, { path: where, cause: err })
+      })
       if (rows[0]?.ok !== true) {
         throw new ExitguardError(
           'ECOMPROMISED',
-          `The PostgreSQL advisory lock ${this.where} was no longer held by this session when it was released (something ran pg_advisory_unlock or pg_advisory_unlock_all on it). Another process may have held it meanwhile.`,
-          { path: this.where },
+          `The PostgreSQL advisory lock ${where} was no longer held by this session when it was released (something ran pg_advisory_unlock or pg_advisory_unlock_all on it). Another process may have held it meanwhile.`,
+          { path: where },
         )
       }
     } finally {
-      if (this.own) {
-        await this.client.end().catch(() => {})
-      } else if (this.previousAppName !== null) {
-        await this.client.query("SELECT set_config('application_name', $1, false)", [this.previousAppName]).catch(() => {})
+      if (own) {
+        await client.end().catch(() => {})
+      } else if (previousAppName !== null) {
+        await client.query("SELECT set_config('application_name', $1, false)", [previousAppName]).catch(() => {})
       }
-      this.client.removeListener('error', quiet)
+      client.removeListener('error', quiet)
     }
   }
 
   /** An event handler: it must never throw. */
   #lostConnection(cause: string): void {
-    if (this.#released || this.#lost) return
+    if (this.released || this.#lost) return
+    const { client, where, onCompromised } = this.#won
     this.#lost = true
-    this.#released = true
-    this.#registration.unregister()
-    this.client.removeListener('end', this.#onEnd)
+    this.settle()
+    client.removeListener('end', this.#onEnd)
     // Leave #onError attached: more 'error' events may follow on a broken client.
     const err = new LockCompromisedError(
-      this.where,
+      where,
       `${cause}. PostgreSQL has RELEASED the advisory lock with the session, and any other process can take it now`,
     )
-    if (this.onCompromised) {
+    if (onCompromised) {
       try {
-        this.onCompromised(err)
+        onCompromised(err)
       } catch (thrown) {
         writeStderr(`exitguard: onCompromised threw: ${(thrown as Error)?.stack ?? String(thrown)}`)
       }
     } else {
       writeStderr(`exitguard: ${err.message}`)
     }
-    if (this.own) this.client.end().catch(() => {})
+    if (this.#won.own) client.end().catch(() => {})
   }
-}
-
-function releasePgLockAtExit(lock: HeldPgLock): Promise<void> | undefined {
-  return lock.releaseAtExit()
 }
 
 /** Who holds the advisory lock, from pg_locks joined with pg_stat_activity; null if nobody now. */

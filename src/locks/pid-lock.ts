@@ -158,21 +158,22 @@ export class PidLock<D = unknown> extends LockGuard {
   #shared = false
 
   /** @internal Use `acquirePidLock` or `acquirePidLockSync`. */
-  constructor(path: string, owner: LockOwner<D>, tookOverFrom: LockOwner | null, file: { fd: number; ino: number; dev: number; key: string }, options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions, listener: Endpoint | null = null, keeper: Keeper | null = null) {
+  constructor(won: WonPidLock<D>) {
+    const { path, file, options } = won
     super(`pid lock ${path}`, options.onCompromised)
-    this.#keeper = holdLock(keeper, path, file.dev, file.ino, owner.token)
+    this.#keeper = holdLock(won.keeper, path, file.dev, file.ino, won.owner.token)
     if (this.#keeper) this.relabel(`pid lock ${path}${this.#keeper.note}`)
     this.path = path
-    this.owner = owner
-    this.tookOverFrom = tookOverFrom
+    this.owner = won.owner
+    this.tookOverFrom = won.tookOverFrom
     // The open descriptor pins the inode: while we hold it, no new file can get its number.
     this.#fd = file.fd
     this.#ino = file.ino
     this.#dev = file.dev
     this.#key = file.key
     if (options.checkInterval > 0) watchdog.add(this, options.checkInterval)
-    this.#listener = listener
-    listener?.activate()
+    this.#listener = won.listener
+    won.listener?.activate()
   }
 
   /** Which slot this lock holds (the `slots` option: `<path>.slot<N>` is `path`), else null. */
@@ -218,24 +219,38 @@ export class PidLock<D = unknown> extends LockGuard {
     this.release()
   }
 
-  protected override drop(atExit: boolean): void {
+  /** @internal A removal that fails keeps the descriptor (it pins the inode the retry checks). */
+  protected removeHeld(): void {
     watchdog.delete(this)
-    try {
-      const lost = this.compromised ? null : this.#lostBecause()
-      if (lost) this.compromise(new LockCompromisedError(this.path, lost))
-      // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
-      else if (!this.compromised && !this.#handedOver) unlinkSync(this.path)
-      this.#keeper?.release()
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(fsError(err, this.path, 'remove the lock file'), atExit)
-      else this.#keeper?.release()
-    } finally {
-      closeSync(this.#fd)
-      // After the lock file: a sender that finds the socket gone then finds the lock gone too,
-      // and on Windows a checker that finds the pipe gone (proof of death) finds no lock file.
-      this.#listener?.close()
+    const lost = this.compromised ? null : this.#lostBecause()
+    if (lost) this.compromise(new LockCompromisedError(this.path, lost))
+    // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
+    else if (!this.compromised && !this.#handedOver) {
+      try {
+        unlinkSync(this.path)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, this.path, 'remove the lock file')
+      }
     }
+    this.#keeper?.release()
+    closeSync(this.#fd)
+    // After the lock file: a sender that finds the socket gone then finds the lock gone too,
+    // and on Windows a checker that finds the pipe gone (proof of death) finds no lock file.
+    this.#listener?.close()
   }
+}
+
+/** @internal What a won acquire hands to the `PidLock` it makes. */
+export interface WonPidLock<D = unknown> {
+  path: string
+  owner: LockOwner<D>
+  /** The dead holder's record when a stale lock was taken over. */
+  tookOverFrom: LockOwner | null
+  /** Our record's open descriptor and identity; `key` is dev and ino as bigints. */
+  file: { fd: number; ino: number; dev: number; key: string }
+  options: Required<Pick<PidLockOptions, 'checkInterval'>> & PidLockOptions
+  listener: Endpoint | null
+  keeper: Keeper | null
 }
 
 /**
@@ -690,7 +705,8 @@ class Attempt {
     this.close()
     // The dead holder's socket (SIGKILL leaves it) goes with its lock.
     if (previous?.kind === 'record') removeDeadSocket(previous.owner, writerOf(previous.stats))
-    return new PidLock(target, this.#owner, previous && previous.kind !== 'invalid' ? previous.owner : null, file, this.opts, this.#listener, this.#keeper)
+    const tookOverFrom = previous && previous.kind !== 'invalid' ? previous.owner : null
+    return new PidLock({ path: target, owner: this.#owner, tookOverFrom, file, options: this.opts, listener: this.#listener, keeper: this.#keeper })
   }
 
   /** Exclusive create of `name` as a link to our record: true if we won it. */

@@ -5,7 +5,7 @@ import { net } from '../builtins.js'
 import { unlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ExitguardError, invalidArgType, invalidArgValue } from '../errors.js'
-import { onExit, type Registration } from '../exit/registry.js'
+import { Guard } from '../exit/guard.js'
 import { DEFAULT_MAX_BYTES, FrameError, FrameReader, describeThrown, frameOf, toJson } from './frame.js'
 import { defaultSocketDir, ensurePrivateDir, socketPathFor } from './socket-dir.js'
 import { writeStderr } from '../internal/stderr.js'
@@ -93,15 +93,13 @@ export function validateListen(onMessage: unknown, options: unknown): Required<O
  * only once `activate()`d, i.e. once the lock is won; `close()` stops it and removes the
  * socket file, synchronously, so it can run at exit.
  */
-export class Listener {
+export class Listener extends Guard {
   readonly path: string
   readonly #server: Server
   readonly #connections = new Set<Socket>()
   /** Accepted, not yet read (pauseOnConnect): they wait for a slot without buffering anything. */
   readonly #pending = new Set<Socket>()
   #active = false
-  #closed = false
-  readonly #atExit: Registration
   /** The keeper's copy, where this thread has one: it removes the socket file if we are killed. */
   readonly #keeperHold: KeeperHold | null
 
@@ -110,6 +108,7 @@ export class Listener {
     readonly handler: MessageHandler,
     readonly opts: ReturnType<typeof validateListen>,
   ) {
+    super()
     const dir = opts.socketDir ?? defaultSocketDir()
     if (process.platform !== 'win32') ensurePrivateDir(dir, opts.socketDir === undefined)
     this.path = socketPathFor(dir, token)
@@ -126,8 +125,7 @@ export class Listener {
     this.#server.unref()
     // Its own exit entry covers a process that ends while still waiting for the lock; once the
     // lock is won, the lock's entry (newer, so run first) removes the lock file, then this.
-    this.#atExit = onExit(() => this.close())
-    this.#atExit.label = `message socket ${this.path}`
+    this.guardAtExit(`message socket ${this.path}`)
     this.#keeperHold = holdTemp(this.path)
   }
 
@@ -138,10 +136,12 @@ export class Listener {
 
   /** Stops listening, cuts open connections and removes the socket file. Idempotent; never throws. */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
+    this.releaseChecked()
+  }
+
+  /** @internal Never throws: a socket file already gone is fine. */
+  protected removeHeld(): void {
     this.#active = false
-    this.#atExit.unregister()
     this.#keeperHold?.release()
     // Unlink first and synchronously: at exit, the server's own asynchronous close never completes.
     if (process.platform !== 'win32') {
@@ -160,7 +160,7 @@ export class Listener {
   #accept(socket: Socket): void {
     socket.unref()
     socket.on('error', () => {}) // a sender that went away mid-reply is its own problem
-    if (this.#closed) return void socket.destroy()
+    if (this.released) return void socket.destroy()
     // The deadline runs from accept, queue time included: a slow or silent sender can't pin a slot.
     const timer = setTimeout(() => socket.destroy(), this.opts.timeout).unref()
     socket.on('close', () => {

@@ -3,13 +3,12 @@ import { basename, dirname, join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type * as Tmp from 'tmp'
 import { ExitguardError, fsError, invalidArgType, invalidArgValue, systemCode } from '../errors.js'
-import { onExit, type Registration } from '../exit/registry.js'
+import { Guard } from '../exit/guard.js'
 import { reapOnce } from './reap.js'
 import { identityOf, removeEntrySync, type EntryIdentity } from './remove-tree.js'
 import { checkCreatedNamePart, DEFAULT_PREFIX, keptNameOf, makeKeptName, makeTempName } from './temp-name.js'
 import { lazyModule } from '../require-lazily.cjs'
 import { holdTemp, threadKeeper, type KeeperHold } from '../keeper/hold.js'
-import { writeStderr } from '../internal/stderr.js'
 
 /** tmp, loaded on first use: loading it adds an `exit` listener. */
 const tmp = lazyModule<typeof Tmp>('tmp')
@@ -70,35 +69,31 @@ interface Resolved {
 
 const TRIES = 3
 
-/** The guard of one temp file or dir: see `TempFile` and `TempDir`. */
-abstract class TempGuard {
+/**
+ * The guard of one temp file or dir: see `TempFile` and `TempDir`. `remove()` is its checked
+ * release; a removal that fails leaves it registered, so the exit drop tries again.
+ */
+abstract class TempGuard extends Guard<boolean> implements Disposable, AsyncDisposable {
   #path: string
   // What was created: removal checks it, so an entry put at `path` by someone else is left alone.
   readonly #identity: EntryIdentity
-  #registration: Registration | null = null
-  #released = false
   /** The keeper's copy of the registration (keeper option on), so a SIGKILL still removes it. */
   #keeper: KeeperHold | null = null
 
   protected constructor(path: string, identity: EntryIdentity, keep: boolean, kind: string) {
+    super()
     this.#path = path
     this.#identity = identity
     if (!keep) {
       // The keeper's line first: it is what a SIGKILL can't undo, and the first onExit loads the exit hooks (ms).
       this.#keeper = holdTemp(path)
-      this.#registration = onExit(removeAtExit, this)
-      this.#registration.label = `${kind} ${path}${this.#keeper?.note ?? ''}`
+      this.guardAtExit(`${kind} ${path}${this.#keeper?.note ?? ''}`)
     }
   }
 
   /** Absolute path, captured at creation (the parent is realpath'd); `keep()` renames it. */
   get path(): string {
     return this.#path
-  }
-
-  /** True once `remove()` or `keep()` has run (or the exit cleanup did). */
-  get released(): boolean {
-    return this.#released
   }
 
   /**
@@ -108,24 +103,7 @@ abstract class TempGuard {
    * registered, so the exit cleanup tries again.
    */
   remove(): boolean {
-    if (this.#released) return false
-    let removed: boolean
-    try {
-      try {
-        removed = removeEntrySync(this.#path, this.#identity)
-      } finally {
-        // Closed after the unlink (fine on POSIX), so that the descriptor the removal holds on the
-        // parent dir doesn't take this number: a stale copy of it stays invalid (EBADF).
-        this.afterRemove()
-      }
-    } catch (err) {
-      throw new ExitguardError(systemCode(err, 'EREMOVE'), `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
-    }
-    this.#released = true
-    this.#registration?.unregister()
-    this.#registration = null
-    this.#keeper?.release()
-    return removed
+    return this.releaseChecked() ?? false
   }
 
   /**
@@ -136,7 +114,7 @@ abstract class TempGuard {
    * `path` also gives from now on.
    */
   keep(): string {
-    if (this.#released) return this.#path
+    if (this.released) return this.#path
     const kept = keptNameOf(basename(this.#path))
     if (kept !== null) {
       const to = join(dirname(this.#path), kept)
@@ -150,10 +128,7 @@ abstract class TempGuard {
         }
       }
     }
-    this.#released = true
-    this.#registration?.unregister()
-    this.#registration = null
-    this.#keeper?.release()
+    this.settle()
     return this.#path
   }
 
@@ -168,18 +143,31 @@ abstract class TempGuard {
   }
 
   /** @internal */
+  protected removeHeld(): boolean {
+    let removed: boolean
+    try {
+      try {
+        removed = removeEntrySync(this.#path, this.#identity)
+      } finally {
+        // Closed after the unlink (fine on POSIX), so that the descriptor the removal holds on the
+        // parent dir doesn't take this number: a stale copy of it stays invalid (EBADF).
+        this.afterRemove()
+      }
+    } catch (err) {
+      throw new ExitguardError(systemCode(err, 'EREMOVE'), `Could not remove ${this.describe()} ${this.path}: ${(err as Error).message}`, { path: this.path, cause: err })
+    }
+    return removed
+  }
+
+  protected override settle(): void {
+    super.settle()
+    this.#keeper?.release()
+  }
+
+  /** @internal */
   protected afterRemove(): void {}
   /** @internal */
   protected abstract describe(): string
-}
-
-/** The exit-time removal: the quiet one, it reports on stderr and never throws. */
-function removeAtExit(guard: TempGuard): void {
-  try {
-    guard.remove()
-  } catch (err) {
-    writeStderr(`exitguard: ${(err as Error).message}`)
-  }
 }
 
 /**
