@@ -544,15 +544,27 @@ describe.skipIf(secondUserSkip !== null)('a second local user (uid 65534) racing
     mkdirSync(join(dir, 'work'), { mode: 0o700 })
   })
 
-  /** A root owner with the keeper on and TMPDIR there, holding one temp file in a private dir of its own. */
+  /**
+   * A root owner with the keeper on and TMPDIR there, holding one temp file in a private dir of
+   * its own, made in a worker thread: a worker's keeper reads a FIFO (a main thread's, a socket
+   * pair its spawn made, which has no name to swap).
+   */
   async function startOwner(): Promise<{ owner: RunningChild; keeper: number | null; file: string }> {
-    const script = `
-      import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
-      import { threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
-      const file = tempFileSync({ dir: process.argv[1] })
-      console.log(JSON.stringify({ keeper: threadKeeper()?.pid ?? null, file: file.path }))
-      console.log('ready')
+    const inWorker = `Promise.all([import(${JSON.stringify(join(root, 'dist/esm/index.js'))}), import(${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}), import('node:worker_threads')]).then(([m, h, w]) => {
+      const file = m.tempFileSync({ dir: w.workerData })
+      w.parentPort.postMessage({ keeper: h.threadKeeper()?.pid ?? null, file: file.path })
       setInterval(() => {}, 1000)
+    })`
+    // Ready once the worker has said why it has no keeper, if it has none: its stderr comes through this thread.
+    const script = `
+      import { Worker } from 'node:worker_threads'
+      const worker = new Worker(${JSON.stringify(inWorker)}, { eval: true, workerData: process.argv[1], stderr: true })
+      let said = ''
+      worker.stderr.on('data', (d) => { said += d; process.stderr.write(d) })
+      worker.once('message', (m) => {
+        const ready = () => (said.includes('keeper: ') || m.keeper !== null ? (console.log(JSON.stringify(m)), console.log('ready')) : setTimeout(ready, 5))
+        ready()
+      })
     `
     const owner = track(startNode('--input-type=module', ['-e', script, join(dir, 'work')], { env: { TMPDIR: tmpdirAnyone, EXITGUARD_KEEPER: '1', NODE_DEBUG: 'exitguard' } }))
     await owner.waitFor('ready')
