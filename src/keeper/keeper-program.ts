@@ -7,12 +7,13 @@
  * Why sh + awk and not Node: a Node process idles at about 42 MB and takes ~95 ms to start here;
  * dash + mawk take about 2 MB and a few ms (docs/keeper.md has the figures).
  *
- * Why the double fork (sh starts awk with `&`, prints its PID and exits; the owner waits for sh
- * with spawnSync, so sh is reaped at once): the keeper is then never a child of the owner. A
- * keeper that were the child of a worker thread's event loop would stay a zombie after that
- * thread ended, for as long as the process lives; as an orphan, init (or the nearest subreaper)
- * reaps it. `detached: true` puts sh, and so awk, in a new session and process group: no Ctrl-C,
- * no signal sent to the owner's process group.
+ * KEEPER_SH is a worker's (keeper-start.ts): a double fork (sh starts awk with `&`, prints its
+ * PID and exits; the owner waits for sh with spawnSync, so sh is reaped at once), so the keeper is
+ * never a child of the owner. A keeper that were the child of a worker thread's event loop would
+ * stay a zombie after that thread ended, for as long as the process lives; as an orphan, init (or
+ * the nearest subreaper) reaps it. A main thread's keeper is its child (KEEPER_SH_CHILD, below).
+ * `detached: true` puts sh, and so awk, in a new session and process group: no Ctrl-C, no signal
+ * sent to the owner's process group.
  *
  * Arguments of the sh script: $1 the awk program (keeper-awk.ts), $2 the owner's /proc task dir
  * ("" without /proc), $3 the owner's PID, $4 its start time, $5 the stat(1) flag for a format

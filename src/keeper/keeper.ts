@@ -22,6 +22,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6
  * The only write end of its input lives here (close-on-exec, so no child of ours inherits it),
  * so its EOF is this thread's end: the kernel closes it when the process dies by any means,
  * and Node closes it when a worker thread's event loop is torn down (it is wrapped in a handle).
+ * How the keeper process is started, a main thread's and a worker's: keeper-start.ts.
  */
 export class Keeper {
   /** The keeper's PID: a lock record names it (with its start time) as co-holder. */
