@@ -33,6 +33,21 @@ const requireInAnyBundle = {
   },
 }
 
+// The `exitguard` command bundles signal-exit too: resolving a package's `exports` the first time
+// loads Node's resolver for them, ~5 ms of `exitguard run`'s start (where the exit paths install
+// it). It is still evaluated on first use only (rolldown wraps a required module in a lazy init).
+// src/require-lazily.cts requires by a variable id, which no bundler can follow: here its require
+// of 'signal-exit' is made a literal one. (The library bundles keep it external: an app dedupes it.)
+const cliBundlesSignalExit = {
+  name: 'cli-bundles-signal-exit',
+  transform(code, id) {
+    if (!id.endsWith('/src/require-lazily.cts')) return null
+    const call = 'require(id)'
+    if (code.split(call).length !== 3) throw new Error(`src/require-lazily.cts no longer has two ${call}: review this plugin`)
+    return code.replaceAll(call, `(id === 'signal-exit' ? require('signal-exit') : require(id))`)
+  },
+}
+
 export default [
   {
     ...bundle('src/index.ts', 'dist/esm/index.js', 'esm', [requireInAnyBundle]),
@@ -40,5 +55,8 @@ export default [
     onLog: (level, log, handler) => (log.code === 'SOURCEMAP_BROKEN' && log.plugin === requireInAnyBundle.name ? undefined : handler(level, log)),
   },
   bundle('src/index.ts', 'dist/cjs/index.js', 'cjs'),
-  bundle('src/bin.ts', 'dist/exitguard.cjs', 'cjs'),
+  {
+    ...bundle('src/bin.ts', 'dist/exitguard.cjs', 'cjs', [cliBundlesSignalExit]),
+    external: external.filter((e) => e !== 'signal-exit'),
+  },
 ]

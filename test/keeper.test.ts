@@ -1,7 +1,7 @@
 // The keeper (src/keeper/): what a SIGKILLed process or an ended worker thread held is released
 // by a helper process, with real processes, real signals and real files.
 import { execFileSync, spawn, spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
-import { chmodSync, chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { readPidLock } from '../src/index.js'
@@ -544,15 +544,27 @@ describe.skipIf(secondUserSkip !== null)('a second local user (uid 65534) racing
     mkdirSync(join(dir, 'work'), { mode: 0o700 })
   })
 
-  /** A root owner with the keeper on and TMPDIR there, holding one temp file in a private dir of its own. */
+  /**
+   * A root owner with the keeper on and TMPDIR there, holding one temp file in a private dir of
+   * its own, made in a worker thread: a worker's keeper reads a FIFO (a main thread's, a socket
+   * pair its spawn made, which has no name to swap).
+   */
   async function startOwner(): Promise<{ owner: RunningChild; keeper: number | null; file: string }> {
-    const script = `
-      import { tempFileSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
-      import { threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
-      const file = tempFileSync({ dir: process.argv[1] })
-      console.log(JSON.stringify({ keeper: threadKeeper()?.pid ?? null, file: file.path }))
-      console.log('ready')
+    const inWorker = `Promise.all([import(${JSON.stringify(join(root, 'dist/esm/index.js'))}), import(${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}), import('node:worker_threads')]).then(([m, h, w]) => {
+      const file = m.tempFileSync({ dir: w.workerData })
+      w.parentPort.postMessage({ keeper: h.threadKeeper()?.pid ?? null, file: file.path })
       setInterval(() => {}, 1000)
+    })`
+    // Ready once the worker has said why it has no keeper, if it has none: its stderr comes through this thread.
+    const script = `
+      import { Worker } from 'node:worker_threads'
+      const worker = new Worker(${JSON.stringify(inWorker)}, { eval: true, workerData: process.argv[1], stderr: true })
+      let said = ''
+      worker.stderr.on('data', (d) => { said += d; process.stderr.write(d) })
+      worker.once('message', (m) => {
+        const ready = () => (said.includes('keeper: ') || m.keeper !== null ? (console.log(JSON.stringify(m)), console.log('ready')) : setTimeout(ready, 5))
+        ready()
+      })
     `
     const owner = track(startNode('--input-type=module', ['-e', script, join(dir, 'work')], { env: { TMPDIR: tmpdirAnyone, EXITGUARD_KEEPER: '1', NODE_DEBUG: 'exitguard' } }))
     await owner.waitFor('ready')
@@ -728,6 +740,50 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
     expect(r).toMatchObject({ code: 0, stdout: 'made\n' })
     expect(r.stderr.match(/the keeper process \(PID \d+\) is gone/g)).toHaveLength(1)
     expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('a main thread’s keeper that dies and is reaped by the owner’s loop: its descriptor number, reused by a file opened since, never gets a line', async () => {
+    // Node destroys a child's stdin when the child exits: the owner writes to the keeper by
+    // descriptor number, and a file opened afterwards may get that number.
+    const script = `
+      import { configure, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+      import { threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
+      import { existsSync, openSync, readFileSync } from 'node:fs'
+      configure({ keeper: true })
+      const dir = process.argv[1]
+      tempDirSync({ dir })
+      const pid = threadKeeper().pid
+      process.kill(pid, 'SIGKILL')
+      // Reaped by this loop (it is a child): its /proc entry goes.
+      while (existsSync('/proc/' + pid)) await new Promise((r) => setTimeout(r, 5))
+      const files = Array.from({ length: 5 }, (_, i) => openSync(dir + '/../opened-' + i, 'w'))
+      for (let i = 0; i < 3; i++) tempDirSync({ dir })
+      console.log(files.map((_, i) => readFileSync(dir + '/../opened-' + i, 'latin1')).join('') === '' ? 'clean' : 'written')
+    `
+    mkdirSync(join(dir, 'tmp'))
+    const r = await startNode('--input-type=module', ['-e', script, join(dir, 'tmp')]).done
+    expect(r).toMatchObject({ code: 0, stdout: 'clean\n' })
+    expect(r.stderr.match(/the keeper process \(PID \d+\) is gone/g)).toHaveLength(1)
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([])
+  })
+
+  it('a main thread’s keeper is its child, in a session of its own, reading a socket: nothing is made in TMPDIR', async () => {
+    mkdirSync(join(dir, 'tmp'))
+    mkdirSync(join(dir, 'outside'))
+    const tmpdirWatched = join(dir, 'tmpdir')
+    mkdirSync(tmpdirWatched)
+    const holder = track(startNode(join(fixtures, 'keeper-hold.mjs'), [dir, '1'], { env: { TMPDIR: tmpdirWatched } }))
+    await holder.waitFor('ready')
+    const { keeper } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number }
+    remember(keeper)
+    const stat = readFileSync(`/proc/${keeper}/stat`, 'latin1')
+    const [, ppid, , sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    expect(Number(ppid)).toBe(holder.pid)
+    expect(Number(sid)).toBe(keeper)
+    expect(readlinkSync(`/proc/${keeper}/fd/0`)).toMatch(/^socket:/)
+    expect(readdirSync(tmpdirWatched)).toEqual([])
+    holder.child.kill('SIGKILL')
+    expect(await eventually(() => !running(keeper) && !existsSync(join(dir, 'app.pid')))).toBe(true)
   })
 
   it('NODE_DEBUG=exitguard shows the keeper start and each line it is told', async () => {

@@ -1,11 +1,8 @@
-import type { SpawnSyncOptionsWithStringEncoding } from 'node:child_process'
 import { closeSync, existsSync, writeSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { childProcess, net, workerThreads } from '../builtins.js'
+import { net, workerThreads } from '../builtins.js'
 import { debuglog } from 'node:util'
-import { readStartTime } from '../owner.js'
-import { makeKeeperPipe, type KeeperPipe } from './keeper-pipe.js'
-import { KEEPER_AWK, KEEPER_SH, KEEPER_WAIT } from './keeper-program.js'
+import { startChildKeeper, startOrphanKeeper } from './keeper-start.js'
 import { ownerTask } from './owner-task.js'
 import { writeStderr } from '../internal/stderr.js'
 import { sleepSync } from '../internal/sleep-sync.js'
@@ -25,6 +22,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6
  * The only write end of its input lives here (close-on-exec, so no child of ours inherits it),
  * so its EOF is this thread's end: the kernel closes it when the process dies by any means,
  * and Node closes it when a worker thread's event loop is torn down (it is wrapped in a handle).
+ * How the keeper process is started, a main thread's and a worker's: keeper-start.ts.
  */
 export class Keeper {
   /** The keeper's PID: a lock record names it (with its start time) as co-holder. */
@@ -32,7 +30,7 @@ export class Keeper {
   /** Its start time as the OS reports it, so a reused PID is not taken for it. */
   readonly startTime: string
   readonly #fd: number
-  /** A worker's only: see the constructor. */
+  /** What holds the descriptor open where a handle does: a worker's (see start), a child keeper's input. */
   readonly #handle: Socket | null
   #next = 1
   #alive = true
@@ -40,18 +38,13 @@ export class Keeper {
   #dropped = ''
   #flushSoon: NodeJS.Immediate | null = null
 
-  private constructor(pid: number, startTime: string, fd: number) {
+  private constructor(pid: number, startTime: string, fd: number, handle: Socket | null) {
     this.pid = pid
     this.startTime = startTime
     this.#fd = fd
     // Lines are written with writeSync on the descriptor: each is in the kernel before a guard
-    // returns, so a SIGKILL right after still finds it. A worker's descriptor must close when
-    // its thread ends while the process lives on: a handle does that when the worker's loop is
-    // torn down, and is unref'd, so it never keeps the thread alive. The main thread's closes
-    // with the process and needs none (node:net would add ~5 ms to `exitguard run`'s start).
-    this.#handle = workerThreads().isMainThread ? null : new (net().Socket)({ fd, readable: false, writable: true })
-    this.#handle?.on('error', () => {})
-    this.#handle?.unref()
+    // returns, so a SIGKILL right after still finds it.
+    this.#handle = handle
     // The exit paths release guards in exitguard's own 'exit' listener, added before this one.
     process.once('exit', () => this.flush())
   }
@@ -66,36 +59,17 @@ export class Keeper {
       return null
     }
     const started = nowMs()
-    let pipe: KeeperPipe
-    try {
-      pipe = makeKeeperPipe()
-    } catch (err) {
-      debug('keeper: none, as no input pipe only this process can write could be made (%s: %s)', (err as NodeJS.ErrnoException).code, (err as Error).message)
-      return null
-    }
-    let pid = 0
-    try {
-      const sh = childProcess().spawnSync('/bin/sh', ['-c', KEEPER_SH, 'exitguard-keeper', KEEPER_AWK, task.dir, String(task.pid), task.startTime, process.platform === 'linux' ? '-c' : '-f', KEEPER_WAIT], {
-        // A new session: no terminal, no Ctrl-C, none of the owner's process-group signals.
-        // (spawnSync honours `detached` as spawn does; @types/node leaves it out.)
-        detached: true,
-        // Never the owner's stdout/stderr: `out=$(node app.js)` must return when the owner ends.
-        stdio: [pipe.read, 'pipe', 'ignore'],
-        encoding: 'latin1',
-        timeout: 10_000,
-      } as SpawnSyncOptionsWithStringEncoding)
-      pid = sh.status === 0 ? Number(sh.stdout.trim()) : 0
-      if (!(pid > 1)) debug('keeper: its shell failed (%s)', sh.error?.message ?? (sh.status === 127 ? 'awk not found' : `status ${sh.status}`))
-    } finally {
-      closeSync(pipe.read) // the keeper's end: the owner must not hold it (EPIPE tells a dead keeper)
-    }
-    const startTime = pid > 1 ? readStartTime(pid) : null
-    if (startTime === null) {
-      closeSync(pipe.write)
-      return null
-    }
-    debug('keeper PID %d started for %s in %s ms', pid, task.dir || `PID ${task.pid}`, (nowMs() - started).toFixed(2))
-    return new Keeper(pid, startTime, pipe.write)
+    const main = workerThreads().isMainThread
+    const keeper = main ? startChildKeeper(task) : startOrphanKeeper(task)
+    if (!keeper) return null
+    debug('keeper PID %d started for %s in %s ms', keeper.pid, task.dir || `PID ${task.pid}`, (nowMs() - started).toFixed(2))
+    // A worker's descriptor must close when its thread ends while the process lives on: a handle
+    // does that when the worker's loop is torn down, and is unref'd, so it never keeps the thread
+    // alive. (A main thread's closes with the process; its child keeper's input has one anyway.)
+    const handle = keeper.handle ?? (main ? null : new (net().Socket)({ fd: keeper.fd, readable: false, writable: true }))
+    handle?.on('error', () => {})
+    handle?.unref()
+    return new Keeper(keeper.pid, keeper.startTime, keeper.fd, handle)
   }
 
   /** What it watches, for messages: this process (main thread) or this thread (a worker). */

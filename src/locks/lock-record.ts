@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
-import { crypto } from '../builtins.js'
+import { randomToken } from '../internal/random-token.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
 import { inInitialPidNamespace, judgeOwner, localPid, onThisMachine, openInThisProcess, selfIdentity, type LockOwner, type ProcessIdentity } from '../owner.js'
 import { keeperStillHolds, parseKeeperField } from '../keeper/keeper-record.js'
@@ -68,8 +68,7 @@ export function makeOwner(dataJson: string | undefined, command: string | undefi
     // A plain copy of what was checked: a toJSON() can't answer differently when the record is written.
     data: dataJson === undefined ? null : JSON.parse(dataJson),
     // Unique per acquisition, and safe in a file name (claims are named after it).
-    // randomUUID draws from a cached entropy pool: a tenth of randomBytes' cost here.
-    token: crypto().randomUUID().replaceAll('-', ''),
+    token: randomToken(),
   }
 }
 
