@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync } from 'node:fs'
 import { ExitguardError, fsError } from '../errors.js'
 import { at, procFdWorks } from '../internal/proc-fd.js'
 
@@ -63,6 +63,9 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
  */
 export function readerFiles(path: string): { files: string[]; safe: boolean } | null {
   const dir = readersDirOf(path)
+  // Most locks never have a shared holder. Saying so takes one lstat that throws nothing: an open
+  // that fails with ENOENT costs five times as much (the error it builds), on every acquire.
+  if (!mayExist(dir)) return null
   let fd: number
   try {
     fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
@@ -79,6 +82,15 @@ export function readerFiles(path: string): { files: string[]; safe: boolean } | 
     return { files: names.filter((name) => READER_NAME.test(name)).map((name) => `${dir}/${name}`), safe }
   } finally {
     closeSync(fd)
+  }
+}
+
+/** False if nothing is at `path`; true if something is, or an error (EACCES) says that only an open can tell. */
+function mayExist(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined
+  } catch {
+    return true
   }
 }
 
