@@ -21,7 +21,12 @@ onExit(say, 'removed the temp files', '(registered last, runs first)')
 early.unregister()
 unregister(say.bind(null)) // a different function object: removes nothing, like atexit.unregister
 
-console.log('will run at exit:', registered().map((h) => h.label).join(', '))
+console.log(
+  'will run at exit:',
+  registered()
+    .map((h) => h.label)
+    .join(', '),
+)
 const how = process.argv[2]
 if (how === 'exit') process.exit(3) // sync handlers run; the async one is reported as skipped; exit code stays 3
 if (how === 'throw') throw new Error('crash') // handlers run; exit code 1

@@ -10,7 +10,11 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const isDeclaration = (name) => /\.d\.[cm]?ts$/.test(name)
-const declarationOf = (file) => file.replace(/\.js$/, '.d.ts').replace(/\.cjs$/, '.d.cts').replace(/\.mjs$/, '.d.mts')
+const declarationOf = (file) =>
+  file
+    .replace(/\.js$/, '.d.ts')
+    .replace(/\.cjs$/, '.d.cts')
+    .replace(/\.mjs$/, '.d.mts')
 
 const kept = new Set()
 function visit(file) {

@@ -25,7 +25,11 @@ const dir = mkdtempSync(join(tmpdir(), 'exitguard-node-'))
 chmodSync(dir, 0o755)
 const cleanup = () => rmSync(dir, { recursive: true, force: true })
 // Ctrl-C reaches npm test too (same process group); this process waits for it, then cleans up.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => { cleanup(); process.exit(128 + constants.signals[signal]) })
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+  process.on(signal, () => {
+    cleanup()
+    process.exit(128 + constants.signals[signal])
+  })
 
 function run(cmd, args, options = {}) {
   const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', ...options })

@@ -34,7 +34,7 @@ const runtimes = [
     command: (bin) => [bin, 'run', '-A'],
     gaps: {
       throw: 'nothing runs: Deno emits no exit event after an uncaught exception',
-      keeper: 'no keeper: Deno\'s spawnSync drops a file descriptor given in stdio, so the keeper reads nothing and exits',
+      keeper: "no keeper: Deno's spawnSync drops a file descriptor given in stdio, so the keeper reads nothing and exits",
       'cli run': 'the keeper warning on stderr, then the same run without a keeper',
     },
     using: true,
@@ -68,7 +68,10 @@ function run(argv, env, { signalAfterReady } = {}) {
   })
 }
 
-const left = (dir) => readdirSync(dir).filter((n) => n !== 'handler-ran').sort()
+const left = (dir) =>
+  readdirSync(dir)
+    .filter((n) => n !== 'handler-ran')
+    .sort()
 const handler = (dir) => (existsSync(join(dir, 'handler-ran')) ? readFileSync(join(dir, 'handler-ran'), 'utf8') : null)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 

@@ -24,7 +24,11 @@ try {
   if (setup.status !== 0) throw new Error(`scripts/wine/setup.sh failed (${setup.status ?? setup.signal}); see ${work}`)
   const setupMs = Date.now() - started
   const given = process.argv.slice(2)
-  const files = given.length ? given : readdirSync(join(project, 'test/windows')).filter((f) => f.endsWith('.test.mjs')).map((f) => join('test/windows', f))
+  const files = given.length
+    ? given
+    : readdirSync(join(project, 'test/windows'))
+        .filter((f) => f.endsWith('.test.mjs'))
+        .map((f) => join('test/windows', f))
   const winFiles = files.map((f) => 'P:\\' + relative(project, join(project, f)).replaceAll('/', '\\'))
   const out = join(work, 'stdout.txt')
   const err = join(work, 'stderr.txt')
@@ -33,11 +37,17 @@ try {
   const args = ['C:\\node\\node.exe', '--test', '--test-reporter=spec', '--test-timeout=120000', '--test-concurrency=2', ...winFiles]
   const status = await new Promise((resolve) => {
     const child = spawn('sh', ['-c', '"$@" >"$OUT" 2>"$ERR" </dev/null', 'sh', '/usr/lib/wine/wine64', ...args], { cwd: project, env: { ...env, OUT: out, ERR: err }, stdio: 'inherit' })
-    const timer = setTimeout(() => {
-      process.stderr.write(`test-windows: the ${budget / 1000} s budget ran out; stopping Wine\n`)
-      spawnSync('/usr/lib/wine/wineserver', ['-k'], { env })
-    }, Math.max(1000, budget - (Date.now() - started)))
-    child.on('exit', (c, s) => (clearTimeout(timer), resolve(c ?? s)))
+    const timer = setTimeout(
+      () => {
+        process.stderr.write(`test-windows: the ${budget / 1000} s budget ran out; stopping Wine\n`)
+        spawnSync('/usr/lib/wine/wineserver', ['-k'], { env })
+      },
+      Math.max(1000, budget - (Date.now() - started)),
+    )
+    child.on('exit', (c, s) => {
+      clearTimeout(timer)
+      resolve(c ?? s)
+    })
   })
   process.stdout.write(readFileSync(out, 'utf8'))
   process.stderr.write(readFileSync(err, 'utf8'))
@@ -62,7 +72,11 @@ process.exit(code)
  */
 async function ctrlCCheck(base) {
   const name = 'Ctrl-C (CTRL_C_EVENT through Wine): exit handlers run newest first'
-  const child = spawn('sh', ['-c', 'exec "$@" >"$OUT" 2>"$ERR" </dev/null', 'sh', '/usr/lib/wine/wine64', 'C:\\node\\node.exe', 'P:\\test\\windows\\fixtures\\ctrl-c.mjs'], { cwd: project, env: { ...env, OUT: `${base}.out`, ERR: `${base}.err` }, stdio: 'inherit' })
+  const child = spawn('sh', ['-c', 'exec "$@" >"$OUT" 2>"$ERR" </dev/null', 'sh', '/usr/lib/wine/wine64', 'C:\\node\\node.exe', 'P:\\test\\windows\\fixtures\\ctrl-c.mjs'], {
+    cwd: project,
+    env: { ...env, OUT: `${base}.out`, ERR: `${base}.err` },
+    stdio: 'inherit',
+  })
   const ended = new Promise((resolve) => child.on('exit', resolve))
   const read = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')
   for (let i = 0; i < 600 && !read(`${base}.out`).includes('ready'); i++) await new Promise((r) => setTimeout(r, 100))

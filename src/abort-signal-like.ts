@@ -10,6 +10,7 @@
  */
 export interface AbortSignalLike {
   readonly aborted: boolean
+  // biome-ignore lint/suspicious/noExplicitAny: as the DOM's AbortSignal declares it, so every AbortSignal fits
   readonly reason: any
   throwIfAborted(): void
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void

@@ -43,18 +43,90 @@ export type ExitguardOwnErrorCode =
  * const fixByHand: SystemErrorCode[] = ['EACCES', 'EROFS', 'ENOSPC']
  */
 export type SystemErrorCode =
-  | 'E2BIG' | 'EACCES' | 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'EAFNOSUPPORT' | 'EAGAIN' | 'EAI_ADDRFAMILY'
-  | 'EAI_AGAIN' | 'EAI_BADFLAGS' | 'EAI_BADHINTS' | 'EAI_CANCELED' | 'EAI_FAIL' | 'EAI_FAMILY'
-  | 'EAI_MEMORY' | 'EAI_NODATA' | 'EAI_NONAME' | 'EAI_OVERFLOW' | 'EAI_PROTOCOL' | 'EAI_SERVICE'
-  | 'EAI_SOCKTYPE' | 'EALREADY' | 'EBADF' | 'EBUSY' | 'ECANCELED' | 'ECHARSET' | 'ECONNABORTED'
-  | 'ECONNREFUSED' | 'ECONNRESET' | 'EDESTADDRREQ' | 'EEXIST' | 'EFAULT' | 'EFBIG' | 'EFTYPE'
-  | 'EHOSTDOWN' | 'EHOSTUNREACH' | 'EILSEQ' | 'EINTR' | 'EINVAL' | 'EIO' | 'EISCONN' | 'EISDIR'
-  | 'ELOOP' | 'EMFILE' | 'EMLINK' | 'EMSGSIZE' | 'ENAMETOOLONG' | 'ENETDOWN' | 'ENETUNREACH'
-  | 'ENFILE' | 'ENOBUFS' | 'ENODATA' | 'ENODEV' | 'ENOENT' | 'ENOMEM' | 'ENONET' | 'ENOPROTOOPT'
-  | 'ENOSPC' | 'ENOSYS' | 'ENOTCONN' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOTSOCK' | 'ENOTSUP' | 'ENOTTY'
-  | 'ENXIO' | 'EOF' | 'EOVERFLOW' | 'EPERM' | 'EPIPE' | 'EPROTO' | 'EPROTONOSUPPORT' | 'EPROTOTYPE'
-  | 'ERANGE' | 'EREMOTEIO' | 'EROFS' | 'ESHUTDOWN' | 'ESOCKTNOSUPPORT' | 'ESPIPE' | 'ESRCH'
-  | 'ETIMEDOUT' | 'ETXTBSY' | 'EUNATCH' | 'EXDEV' | 'UNKNOWN'
+  | 'E2BIG'
+  | 'EACCES'
+  | 'EADDRINUSE'
+  | 'EADDRNOTAVAIL'
+  | 'EAFNOSUPPORT'
+  | 'EAGAIN'
+  | 'EAI_ADDRFAMILY'
+  | 'EAI_AGAIN'
+  | 'EAI_BADFLAGS'
+  | 'EAI_BADHINTS'
+  | 'EAI_CANCELED'
+  | 'EAI_FAIL'
+  | 'EAI_FAMILY'
+  | 'EAI_MEMORY'
+  | 'EAI_NODATA'
+  | 'EAI_NONAME'
+  | 'EAI_OVERFLOW'
+  | 'EAI_PROTOCOL'
+  | 'EAI_SERVICE'
+  | 'EAI_SOCKTYPE'
+  | 'EALREADY'
+  | 'EBADF'
+  | 'EBUSY'
+  | 'ECANCELED'
+  | 'ECHARSET'
+  | 'ECONNABORTED'
+  | 'ECONNREFUSED'
+  | 'ECONNRESET'
+  | 'EDESTADDRREQ'
+  | 'EEXIST'
+  | 'EFAULT'
+  | 'EFBIG'
+  | 'EFTYPE'
+  | 'EHOSTDOWN'
+  | 'EHOSTUNREACH'
+  | 'EILSEQ'
+  | 'EINTR'
+  | 'EINVAL'
+  | 'EIO'
+  | 'EISCONN'
+  | 'EISDIR'
+  | 'ELOOP'
+  | 'EMFILE'
+  | 'EMLINK'
+  | 'EMSGSIZE'
+  | 'ENAMETOOLONG'
+  | 'ENETDOWN'
+  | 'ENETUNREACH'
+  | 'ENFILE'
+  | 'ENOBUFS'
+  | 'ENODATA'
+  | 'ENODEV'
+  | 'ENOENT'
+  | 'ENOMEM'
+  | 'ENONET'
+  | 'ENOPROTOOPT'
+  | 'ENOSPC'
+  | 'ENOSYS'
+  | 'ENOTCONN'
+  | 'ENOTDIR'
+  | 'ENOTEMPTY'
+  | 'ENOTSOCK'
+  | 'ENOTSUP'
+  | 'ENOTTY'
+  | 'ENXIO'
+  | 'EOF'
+  | 'EOVERFLOW'
+  | 'EPERM'
+  | 'EPIPE'
+  | 'EPROTO'
+  | 'EPROTONOSUPPORT'
+  | 'EPROTOTYPE'
+  | 'ERANGE'
+  | 'EREMOTEIO'
+  | 'EROFS'
+  | 'ESHUTDOWN'
+  | 'ESOCKTNOSUPPORT'
+  | 'ESPIPE'
+  | 'ESRCH'
+  | 'ETIMEDOUT'
+  | 'ETXTBSY'
+  | 'EUNATCH'
+  | 'EXDEV'
+  | 'UNKNOWN'
 
 /**
  * Every `code` an `ExitguardError` can have.
@@ -87,19 +159,12 @@ export class ExitguardError extends Error {
 
 /** Thrown for an argument of the wrong type (`ERR_INVALID_ARG_TYPE`), naming the argument. */
 export function invalidArgType(name: string, expected: string, actual: unknown): ExitguardError {
-  return new ExitguardError(
-    'ERR_INVALID_ARG_TYPE',
-    `The "${name}" argument must be ${expected}. Received ${describe(actual)}`,
-  )
+  return new ExitguardError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${describe(actual)}`)
 }
 
 /** Thrown for an argument of the right type but a bad value (`ERR_INVALID_ARG_VALUE`), naming it. */
 export function invalidArgValue(name: string, actual: unknown, reason: string, path?: string): ExitguardError {
-  return new ExitguardError(
-    'ERR_INVALID_ARG_VALUE',
-    `The "${name}" argument ${reason}. Received ${describe(actual)}`,
-    path === undefined ? undefined : { path },
-  )
+  return new ExitguardError('ERR_INVALID_ARG_VALUE', `The "${name}" argument ${reason}. Received ${describe(actual)}`, path === undefined ? undefined : { path })
 }
 
 /**
@@ -178,8 +243,10 @@ function heldMessage(path: string, owner: LockOwner, foreign: boolean): string {
   if (isThisProcess(owner)) {
     // Not "kill <our own PID>": the holder is this very process, in a thread or module copy
     // whose locks this one can't see (each thread has its own globalThis, so its own registry).
-    return `The lock ${path} is held by this process (another thread or copy of exitguard) since ${owner.createdAt}. ` +
+    return (
+      `The lock ${path} is held by this process (another thread or copy of exitguard) since ${owner.createdAt}. ` +
       `Release it there; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.`
+    )
   }
   return `The lock ${path} is held by ${who}. Wait for it to finish or stop it (kill ${owner.pid}); if it dies, the next run takes the lock over by itself.`
 }
@@ -209,10 +276,18 @@ export function fsError(err: unknown, path: string, action: string, options: { d
   if (err instanceof ExitguardError) return err
   const e = err as NodeJS.ErrnoException
   const cause =
-    e.code === 'ENOENT' ? (options.dir ? 'the directory does not exist' : 'its directory does not exist')
-      : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied'
-        : e.code === 'EROFS' ? 'the file system is read-only'
-          : e.code === 'ENOTDIR' ? (options.dir ? 'it is not a directory' : 'a part of the path is not a directory')
+    e.code === 'ENOENT'
+      ? options.dir
+        ? 'the directory does not exist'
+        : 'its directory does not exist'
+      : e.code === 'EACCES' || e.code === 'EPERM'
+        ? 'permission denied'
+        : e.code === 'EROFS'
+          ? 'the file system is read-only'
+          : e.code === 'ENOTDIR'
+            ? options.dir
+              ? 'it is not a directory'
+              : 'a part of the path is not a directory'
             : e.message
   return new ExitguardError(systemCode(err, 'EIO'), `Could not ${action} ${path}: ${cause}.`, { path, cause: err })
 }

@@ -93,9 +93,9 @@ export function describeOwner(owner: Pick<LockOwner, 'pid' | 'hostname' | 'comma
 /** Text from a record, safe to print: control characters (a terminal's escapes) shown as \\xNN. */
 export function shown(text: string): string {
   // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it escapes
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
 }
-
 
 function ago(iso: string): string {
   const ms = Date.now() - Date.parse(iso)
@@ -144,7 +144,11 @@ export function readStartTime(pid: number): string | null {
   if (process.platform === 'linux') return hostStartTime(readLinuxStat(pid)?.[19]) // field 22 overall
   if (process.platform === 'darwin') {
     try {
-      return childProcess().execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+      return (
+        childProcess()
+          .execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+          .trim() || null
+      )
     } catch {
       return null
     }
@@ -332,7 +336,13 @@ export function judgeOwner(owner: ProcessIdentity & { token?: string; pipe?: str
     return { alive: false, foreign: false, reason: `the machine has rebooted since PID ${owner.pid} took it` }
   }
   if (owner.pidNamespace && me.pidNamespace && owner.pidNamespace !== me.pidNamespace) {
-    return judgeInNamespace(owner) ?? { alive: true, foreign: true, reason: `held in another PID namespace (${shown(owner.pidNamespace)}, e.g. another container) on ${shown(owner.hostname)}; its PID can't be checked from here` }
+    return (
+      judgeInNamespace(owner) ?? {
+        alive: true,
+        foreign: true,
+        reason: `held in another PID namespace (${shown(owner.pidNamespace)}, e.g. another container) on ${shown(owner.hostname)}; its PID can't be checked from here`,
+      }
+    )
   }
   // Windows: the holder's pipe, not its PID, which Windows reuses (holder-pipe.ts). Only a pipe
   // named after the record's token counts: the name is never taken from the record as such.
@@ -367,7 +377,11 @@ export function namespaceMembers(ns: string): Map<number, number> | null {
     if (!/^\d+$/.test(entry)) continue
     try {
       // /proc/<pid>/status is world-readable; NSpid has one PID per namespace from ours down to its own.
-      const nsPids = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${entry}/status`, 'latin1'))?.[1]?.trim().split(/\s+/) ?? []
+      const nsPids =
+        /^NSpid:\s+(.*)$/m
+          .exec(readFileSync(`/proc/${entry}/status`, 'latin1'))?.[1]
+          ?.trim()
+          .split(/\s+/) ?? []
       if (nsPids.length === 1) continue // in our (the host's) namespace
       let itsNs: string
       try {
@@ -423,7 +437,11 @@ function judgeInNamespace(owner: ProcessIdentity): OwnerVerdict | null {
 
 function darwinBootTime(): string | null {
   try {
-    return childProcess().execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null
+    return (
+      childProcess()
+        .execFileSync('sysctl', ['-n', 'kern.boottime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim() || null
+    )
   } catch {
     return null
   }

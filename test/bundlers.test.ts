@@ -23,13 +23,16 @@ describe('an app bundled with esbuild', () => {
     for (const dep of ['tmp', 'signal-exit']) symlinkSync(join(root, 'node_modules', dep), join(project, 'node_modules', dep))
     const files = join(tmp.dir, 'files')
     mkdirSync(files)
-    writeFileSync(join(project, 'app.mjs'), `
+    writeFileSync(
+      join(project, 'app.mjs'),
+      `
       import { existsSync } from 'node:fs'
       import { onExit, tempFileSync } from 'exitguard'
       const file = tempFileSync({ dir: ${JSON.stringify(files)} })
       onExit(() => console.log(existsSync(file.path) ? 'exit handler ran, file still there' : 'file gone too early'))
       console.log('started')
-    `)
+    `,
+    )
     const out = join(project, 'dist', format === 'esm' ? 'app.mjs' : 'app.cjs')
     buildSync({ entryPoints: [join(project, 'app.mjs')], bundle: true, platform: 'node', format, outfile: out, logLevel: 'silent' })
     const r = spawnSync(process.execPath, [out], { cwd: project, encoding: 'utf8' })

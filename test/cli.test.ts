@@ -145,7 +145,9 @@ describe('exitguard run', () => {
     expect(second.stdout).toBe('')
     const lines = second.stderr.trimEnd().split('\n')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(new RegExp(`^exitguard: The lock ${lock} is held by PID ${first.pid} \\(exitguard run -- sh -c echo \\$\\$; echo ready; exec sleep 60\\) on host ${hostname()} since \\d{4}-\\d\\d-\\d\\dT`))
+    expect(lines[0]).toMatch(
+      new RegExp(`^exitguard: The lock ${lock} is held by PID ${first.pid} \\(exitguard run -- sh -c echo \\$\\$; echo ready; exec sleep 60\\) on host ${hostname()} since \\d{4}-\\d\\d-\\d\\dT`),
+    )
     const status = await exitguard(['status', '--json', lock])
     expect(status.code).toBe(1)
     expect(JSON.parse(status.stdout).owner).toMatchObject({ pid: first.pid, data: { job: 'export' } })
@@ -241,21 +243,25 @@ describe('exitguard run', () => {
     expect(alive(pid)).toBe(true) // documented: nothing kills the orphan
     const status = await exitguard(['status', lock])
     expect(status.code).toBe(2)
-    expect(status.stdout).toBe(`stale: ${lock} was held by ${status.stdout.slice(`stale: ${lock} was held by `.length).split(', now dead')[0]}, now dead (no process has PID ${run.pid}); the next run takes it over\n`)
+    expect(status.stdout).toBe(
+      `stale: ${lock} was held by ${status.stdout.slice(`stale: ${lock} was held by `.length).split(', now dead')[0]}, now dead (no process has PID ${run.pid}); the next run takes it over\n`,
+    )
 
     const next = await exitguard(['run', '--lock', lock, '--', 'sh', '-c', 'echo took over'])
     expect(next).toMatchObject({ code: 0, stdout: 'took over\n' })
     // One line for cron logs, naming the run that died holding the lock.
-    expect(next.stderr).toMatch(new RegExp(`^exitguard: took over ${lock}: the last run, PID ${run.pid} \\(exitguard run -- sh -c echo \\$\\$; echo ready; exec sleep 60\\) on host ${hostname()} since \\d{4}-[^,]*, died without releasing it\\.\n$`))
+    expect(next.stderr).toMatch(
+      new RegExp(
+        `^exitguard: took over ${lock}: the last run, PID ${run.pid} \\(exitguard run -- sh -c echo \\$\\$; echo ready; exec sleep 60\\) on host ${hostname()} since \\d{4}-[^,]*, died without releasing it\\.\n$`,
+      ),
+    )
     expect(existsSync(lock)).toBe(false)
     killQuietly(pid)
     await run.done
 
     // The killed wrapper's private temp dir is a leftover that reap recognises.
     const reaped = await exitguard(['reap', dir, '--json'])
-    expect(JSON.parse(reaped.stdout).entries).toEqual([
-      { path: expect.stringMatching(new RegExp(`^${dir}/run-exitguard-[\\w-]*-${run.pid}-`)), kind: 'dir', reason: `no process has PID ${run.pid}` },
-    ])
+    expect(JSON.parse(reaped.stdout).entries).toEqual([{ path: expect.stringMatching(new RegExp(`^${dir}/run-exitguard-[\\w-]*-${run.pid}-`)), kind: 'dir', reason: `no process has PID ${run.pid}` }])
   })
 
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
@@ -300,6 +306,7 @@ describe('exitguard run', () => {
     expect(await run.done).toMatchObject({ signal: 'SIGTERM' })
     expect(existsSync(tmpdir)).toBe(false)
 
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: sh expands it, not JavaScript
     const bare = await exitguard(['run', '--lock', lock, '--', 'sh', '-c', 'echo "[${EXITGUARD_TMPDIR-unset}]"'], { EXITGUARD_TMPDIR: undefined })
     expect(bare.stdout).toBe('[unset]\n')
   })
@@ -311,11 +318,17 @@ describe('exitguard run', () => {
     expect(await exitguard(['run', '--lock', lock, '--', './nope.sh'])).toMatchObject({ code: 127, stderr: 'exitguard: "./nope.sh": no such file\n' })
     const badInterpreter = join(dir, 'bad-interpreter.sh')
     writeFileSync(badInterpreter, '#!/no/such/interpreter\n', { mode: 0o755 })
-    expect(await exitguard(['run', '--lock', lock, '--', badInterpreter])).toMatchObject({ code: 127, stderr: `exitguard: ${JSON.stringify(badInterpreter)}: its interpreter (the #! line) was not found\n` })
+    expect(await exitguard(['run', '--lock', lock, '--', badInterpreter])).toMatchObject({
+      code: 127,
+      stderr: `exitguard: ${JSON.stringify(badInterpreter)}: its interpreter (the #! line) was not found\n`,
+    })
     // execve refuses a file without any x bit even to root.
     const script = join(dir, 'not-executable.sh')
     writeFileSync(script, 'echo hi\n', { mode: 0o644 })
-    expect(await exitguard(['run', '--lock', lock, '--', script])).toMatchObject({ code: 126, stderr: `exitguard: ${JSON.stringify(script)}: permission denied (not an executable file, or a directory)\n` })
+    expect(await exitguard(['run', '--lock', lock, '--', script])).toMatchObject({
+      code: 126,
+      stderr: `exitguard: ${JSON.stringify(script)}: permission denied (not an executable file, or a directory)\n`,
+    })
     expect(existsSync(lock)).toBe(false)
   })
 
@@ -447,7 +460,12 @@ describe('exitguard status', () => {
   it('an unreadable lock file: held, then stale, described as run describes it (never "PID 0")', async () => {
     writeFileSync(lock, 'not a record')
     const held = await exitguard(['status', lock])
-    expect(held).toMatchObject({ code: 1, stdout: expect.stringMatching(new RegExp(`^held: ${lock} holds no valid record \\(empty or unreadable, last written \\d{4}-.*\\); it counts as stale once it is 5000 ms old; if no process uses it, remove it\n$`)) })
+    expect(held).toMatchObject({
+      code: 1,
+      stdout: expect.stringMatching(
+        new RegExp(`^held: ${lock} holds no valid record \\(empty or unreadable, last written \\d{4}-.*\\); it counts as stale once it is 5000 ms old; if no process uses it, remove it\n$`),
+      ),
+    })
     const run = await exitguard(['run', '--lock', lock, '--', 'true'])
     expect(run).toMatchObject({ code: 75, stderr: expect.stringContaining(`The lock file ${lock} holds no valid record (empty or unreadable, last written `) })
     const old = new Date(Date.now() - 60_000)
@@ -482,9 +500,7 @@ describe('exitguard reap', () => {
     expect(readdirSync(dir).sort()).toEqual(leftovers)
 
     const dryText = await exitguard(['reap', dir, '-n', '--prefix', 'job-'])
-    expect(dryText.stdout.trimEnd().split('\n').sort()).toEqual(
-      report.entries.map((e: { path: string; kind: string }) => `would remove ${e.kind} ${e.path} (no process has PID ${killed.pid})`).sort(),
-    )
+    expect(dryText.stdout.trimEnd().split('\n').sort()).toEqual(report.entries.map((e: { path: string; kind: string }) => `would remove ${e.kind} ${e.path} (no process has PID ${killed.pid})`).sort())
     expect((await exitguard(['reap', dir, '--prefix', 'other-'])).stdout).toBe(`nothing to reap in ${dir}\n`)
 
     const real = await exitguard(['reap', dir])
@@ -510,7 +526,9 @@ describe('the package bin', () => {
   })
 
   it('npm pack ships the bin', () => {
-    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as [{ files: { path: string }[] }]
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as [
+      { files: { path: string }[] },
+    ]
     expect(packed.files.map((f) => f.path)).toContain('dist/exitguard.cjs')
   })
 

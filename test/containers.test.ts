@@ -75,7 +75,20 @@ describe.skipIf(nsReason !== null)("a container's holder, judged from the host",
 describe.skipIf(nsReason !== null)("a container with a hostname of its own (docker's default), judged from the host", () => {
   it('is this machine (same boot id): held while it runs, stale once the container is gone (it was "another host" for ever)', async () => {
     const lock = join(tmp.dir, 'app.pid')
-    const run = startCommand(unshare!, ['--kill-child', '--uts', '--pid', '--fork', '--mount-proc', '/bin/sh', '-c', 'hostname ctr1 && exec "$@"', 'sh', process.execPath, join(fixtures, 'pid1.mjs'), lock])
+    const run = startCommand(unshare!, [
+      '--kill-child',
+      '--uts',
+      '--pid',
+      '--fork',
+      '--mount-proc',
+      '/bin/sh',
+      '-c',
+      'hostname ctr1 && exec "$@"',
+      'sh',
+      process.execPath,
+      join(fixtures, 'pid1.mjs'),
+      lock,
+    ])
     children.push(run)
     await run.waitFor('ready')
     expect(readPidLock(lock)).toMatchObject({ state: 'held', foreign: true, owner: { hostname: 'ctr1' }, reason: expect.stringContaining('PID 1 of its PID namespace') })
@@ -159,7 +172,7 @@ describe('error codes as documented', () => {
     }
   })
 
-  it.skipIf(process.getuid?.() !== 0)("a socket directory another user made: EUNSAFE (it was EACCES), for a holder run as uid 65534", async (ctx) => {
+  it.skipIf(process.getuid?.() !== 0)('a socket directory another user made: EUNSAFE (it was EACCES), for a holder run as uid 65534', async (ctx) => {
     const copy = nobodyCopy()
     if (copy.skip !== undefined) return ctx.skip(copy.skip)
     try {

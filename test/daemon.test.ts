@@ -270,7 +270,11 @@ describe.skipIf(!linux)('exitguard stop', () => {
       // Another machine has another boot id: with this one's, a changed hostname is still this machine.
       ['another host', record(other.pid, { hostname: 'elsewhere', bootId: 'another-machine', startTime: other.startTime }), 'held on another host (elsewhere)'],
       // A namespace the host can't look into: judged from it only as root (see containers.test.ts).
-      ['another namespace', inner ? record(1, { pidNamespace: namespace, startTime: stat(innerPid)!.startTime }) : record(other.pid, { pidNamespace: namespace, startTime: other.startTime }), 'held in another PID namespace'],
+      [
+        'another namespace',
+        inner ? record(1, { pidNamespace: namespace, startTime: stat(innerPid)!.startTime }) : record(other.pid, { pidNamespace: namespace, startTime: other.startTime }),
+        'held in another PID namespace',
+      ],
       ['no start time', record(other.pid, { startTime: null }), 'its record has no start time'],
     ]
     for (const [what, body, message] of cases) {
@@ -286,8 +290,11 @@ describe.skipIf(!linux)('exitguard stop', () => {
     expect(running(other.pid, other.startTime)).toBe(true)
   })
 
-  it('another user\'s daemon: refused with EPERM (4) and left alive (stop run as uid 65534)', async (ctx) => {
-    const skip = (reason: string) => (console.log(`skipped: ${reason}`), ctx.skip(reason))
+  it("another user's daemon: refused with EPERM (4) and left alive (stop run as uid 65534)", async (ctx) => {
+    const skip = (reason: string) => {
+      console.log(`skipped: ${reason}`)
+      return ctx.skip(reason)
+    }
     if (process.getuid?.() !== 0) return skip('needs root to run stop as uid 65534')
     const { spawnSync } = await import('node:child_process')
     const readable = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(bin)}, require('fs').constants.R_OK)`], { uid: 65534, gid: 65534 })
@@ -352,12 +359,15 @@ describe.skipIf(!linux)('exitguard stop', () => {
     expect(existsSync(lock)).toBe(false)
   })
 
-  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/unshare'))("in a PID namespace whose /proc is the host's, a record is never checked against the host's processes: nothing is signalled", async () => {
-    // Without the check, the host's /proc/2 "proved" that PID 2 here was the recorded process, and sleep got SIGTERM.
-    const r = await startCommand('/usr/bin/unshare', ['--pid', '--fork', process.execPath, join(root, 'test/fixtures/host-proc.cjs'), join(root, 'dist/cjs/index.js'), lock]).done
-    expect(r.stderr).toBe('')
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 'EUNVERIFIED', pid: 1, sleepAlive: true, state: 'held' })
-  })
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/unshare'))(
+    "in a PID namespace whose /proc is the host's, a record is never checked against the host's processes: nothing is signalled",
+    async () => {
+      // Without the check, the host's /proc/2 "proved" that PID 2 here was the recorded process, and sleep got SIGTERM.
+      const r = await startCommand('/usr/bin/unshare', ['--pid', '--fork', process.execPath, join(root, 'test/fixtures/host-proc.cjs'), join(root, 'dist/cjs/index.js'), lock]).done
+      expect(r.stderr).toBe('')
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 'EUNVERIFIED', pid: 1, sleepAlive: true, state: 'held' })
+    },
+  )
 
   it('stopHolder and signalHolder report what happened', async () => {
     await expect(stopHolder(lock)).resolves.toEqual({ stopped: true, how: 'not-running', pid: null, owner: null, reason: `there is no lock file ${lock}`, waited: 0 })
@@ -448,4 +458,3 @@ describe('documented defaults', () => {
     expect((await exitguard(['wait', '--help'], root)).stdout).toContain('(default: wait for ever)')
   })
 })
-

@@ -1,5 +1,5 @@
 import { expectTypeOf, test } from 'vitest'
-import { acquireFileLock, acquireFileLockSync, FileLockHeldError, LockHeldError, type FileLock, type LockOwner } from '../src/index.js'
+import { acquireFileLock, acquireFileLockSync, type FileLockHeldError, type LockHeldError, type FileLock, type LockOwner } from '../src/index.js'
 
 test('file lock types', () => {
   expectTypeOf(acquireFileLockSync).returns.toEqualTypeOf<FileLock>()

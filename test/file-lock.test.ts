@@ -2,16 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, symlinkSync, u
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  acquireFileLock,
-  acquireFileLockSync,
-  registered,
-  FileLock,
-  FileLockHeldError,
-  LockHeldError,
-  LockTimeoutError,
-  type LockCompromisedError,
-} from '../src/index.js'
+import { acquireFileLock, acquireFileLockSync, registered, FileLock, FileLockHeldError, LockHeldError, LockTimeoutError, type LockCompromisedError } from '../src/index.js'
 import { fixtures, makeTempDir, runNode, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
@@ -200,7 +191,13 @@ describe('waiting', () => {
 })
 
 describe('every exit path of the holder removes the lock directory', () => {
-  for (const [how, code] of [['natural', 0], ['exit0', 0], ['exit3', 3], ['uncaught', 1], ['rejection', 1]] as const) {
+  for (const [how, code] of [
+    ['natural', 0],
+    ['exit0', 0],
+    ['exit3', 3],
+    ['uncaught', 1],
+    ['rejection', 1],
+  ] as const) {
     it(`${how}: exit code ${code}`, async () => {
       const r = await runNode(child, ['hold', resource, '{}', how])
       expect({ code: r.code, signal: r.signal }).toEqual({ code, signal: null })
@@ -241,7 +238,11 @@ describe('a lost lock is reported, never thrown', () => {
     const holder = startNode(child, ['hold', resource, JSON.stringify({ stale: 2000, update: 1000, report: true, throwInHandler: true })])
     await holder.waitFor('ready')
     rmdirSync(lockDir)
-    await holder.waitFor('{"compromised":"ECOMPROMISED","name":"LockCompromisedError","message":' + JSON.stringify(`The lock ${resource} was lost while held: the lock directory ${lockDir} was deleted. Another process may now hold it too.`) + ',"same":true}')
+    await holder.waitFor(
+      '{"compromised":"ECOMPROMISED","name":"LockCompromisedError","message":' +
+        JSON.stringify(`The lock ${resource} was lost while held: the lock directory ${lockDir} was deleted. Another process may now hold it too.`) +
+        ',"same":true}',
+    )
     mkdirSync(lockDir) // someone else's lock now
     holder.child.kill('SIGTERM')
     const r = await holder.done

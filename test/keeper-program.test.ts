@@ -45,7 +45,10 @@ function parsed(lines: string[]): string[][] {
   const driver = `{ k = parse($0, e); printf "%s", k; n = split(names[k], w, " "); for (i = 1; i <= n; i++) printf "\\t%s", e[w[i]]; print "" }`
   const names = Object.entries(LINES).map(([kind, fields]) => `names["${kind}"] = "${fields.map(([name]) => name).join(' ')}"`)
   const { stdout } = awk([`BEGIN { ${names.join('; ')} }`, driver, AWK_TEXT, AWK_PARSE], lines.map((l) => `${l}\n`).join(''))
-  return stdout.split('\n').slice(0, -1).map((line) => line.split('\t'))
+  return stdout
+    .split('\n')
+    .slice(0, -1)
+    .map((line) => line.split('\t'))
 }
 
 function quoted(s: string): string {
@@ -111,9 +114,20 @@ describe('the line format, defined once (keeper-lines.ts LINES)', () => {
 
   it('field types are the same regular expressions in awk and in JavaScript', () => {
     const samples = ['0', '17', '1.5', '1.', '.5', '-1', 'a-b_C', 'a b', 'x"y', '', ' ']
-    const awkSays = awk([`{ print (${Object.entries(FIELD_TYPES).map(([, re]) => `($0 ~ /${re}/)`).join(' "" ')}) }`], samples.map((s) => `${s}\n`).join('')).stdout.split('\n')
+    const awkSays = awk(
+      [
+        `{ print (${Object.entries(FIELD_TYPES)
+          .map(([, re]) => `($0 ~ /${re}/)`)
+          .join(' "" ')}) }`,
+      ],
+      samples.map((s) => `${s}\n`).join(''),
+    ).stdout.split('\n')
     samples.forEach((s, i) => {
-      expect(awkSays[i], JSON.stringify(s)).toBe(Object.values(FIELD_TYPES).map((re) => (new RegExp(re).test(s) ? '1' : '0')).join(''))
+      expect(awkSays[i], JSON.stringify(s)).toBe(
+        Object.values(FIELD_TYPES)
+          .map((re) => (new RegExp(re).test(s) ? '1' : '0'))
+          .join(''),
+      )
     })
   })
 
@@ -251,7 +265,12 @@ describe.skipIf(!linux)('the sh waits, each on its own', () => {
     const parent = spawn('/bin/sh', ['-c', 'true & exec sleep 60'], { stdio: 'ignore' })
     started.push(parent)
     let zombie = 0
-    expect(await eventually(() => ((zombie = zombieChildOf(parent.pid!)), zombie > 0), 10_000)).toBe(true)
+    expect(
+      await eventually(() => {
+        zombie = zombieChildOf(parent.pid!)
+        return zombie > 0
+      }, 10_000),
+    ).toBe(true)
     expect(alive(`/proc/${zombie}`, zombie, startTimeOf(zombie)!)).toBe(1)
     // A "stat" that opens but can't be read: as a /proc file whose task is released while read (ESRCH).
     mkdirSync(join(dir, 'task', 'stat'), { recursive: true })
@@ -264,7 +283,9 @@ describe.skipIf(!linux)('the sh waits, each on its own', () => {
   it('gone returns once the owner is dead, and not before', async () => {
     const owner = spawn('sleep', ['60'], { stdio: 'ignore' })
     started.push(owner)
-    const waiter = spawn('/bin/sh', ['-c', `set -f\n${SH_ALIVE}\n${SH_GONE}\ngone "$@"; echo gone`, 'sh', `/proc/${owner.pid}`, String(owner.pid), startTimeOf(owner.pid!)!], { stdio: ['ignore', 'pipe', 'ignore'] })
+    const waiter = spawn('/bin/sh', ['-c', `set -f\n${SH_ALIVE}\n${SH_GONE}\ngone "$@"; echo gone`, 'sh', `/proc/${owner.pid}`, String(owner.pid), startTimeOf(owner.pid!)!], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
     started.push(waiter)
     let out = ''
     waiter.stdout!.on('data', (d: Buffer) => (out += d.toString()))

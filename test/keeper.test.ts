@@ -281,7 +281,13 @@ describe.skipIf(!linux)('exitguard run with the keeper', () => {
     run.child.kill('SIGKILL')
     // Both ignore SIGTERM: the keeper SIGKILLs the group after the grace period, then frees the lock.
     let runningWhenFreed: number[] | null = null
-    expect(await eventually(() => (existsSync(lock) ? false : ((runningWhenFreed = [leader, child].filter(running)), true)))).toBe(true)
+    expect(
+      await eventually(() => {
+        if (existsSync(lock)) return false
+        runningWhenFreed = [leader, child].filter(running)
+        return true
+      }),
+    ).toBe(true)
     expect(runningWhenFreed).toEqual([])
     expect(await eventually(() => !running(keeper))).toBe(true)
     await run.done
@@ -463,7 +469,11 @@ describe.skipIf(!linux)('the keeper program itself', () => {
     writeFileSync(join(dir, 'bin', 'sleep'), `#!/bin/sh\nif mkdir ${join(own, 'cut')} 2>/dev/null; then kill -KILL $PPID; fi\nexec /bin/sleep "$@"\n`, { mode: 0o755 })
     const terms = join(own, 'terms')
     // The command, as the keeper's user so that it may be signalled: it notes each SIGTERM and goes on.
-    const command = track(startCommand(setpriv!, [`--reuid=${fresh.uid}`, `--regid=${fresh.uid}`, '--clear-groups', '/bin/sh', '-c', `trap 'echo TERM >> ${terms}' TERM; echo ready; while :; do sleep 0.05; done`], { cwd: '/' }))
+    const command = track(
+      startCommand(setpriv!, [`--reuid=${fresh.uid}`, `--regid=${fresh.uid}`, '--clear-groups', '/bin/sh', '-c', `trap 'echo TERM >> ${terms}' TERM; echo ready; while :; do sleep 0.05; done`], {
+        cwd: '/',
+      }),
+    )
     await command.waitFor('ready')
     const { write } = startProgram(join(dir, 'no-task'), 999999999, '1', { uid: fresh.uid, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } })
     writeSync(write, `+1 ${lockLine(lk.dev, lk.ino, 'tok', lock)!}\n+2 ${commandLine(command.pid, 300, startTimeOf(command.pid)!)!}\n`)
@@ -606,7 +616,9 @@ describe.skipIf(secondUserSkip !== null)('a second local user (uid 65534) racing
     }
     const swapped = said(attacker.stdout(), /^swapped /)
     expect(swapped).toBeGreaterThanOrEqual(1) // it did race: else this proves nothing
-    console.log(`keeper input attack: the attacker swapped ${swapped} of ${rounds} owners' directories; ${without} owners refused what they found and ran without a keeper, ${rounds - without} had one`)
+    console.log(
+      `keeper input attack: the attacker swapped ${swapped} of ${rounds} owners' directories; ${without} owners refused what they found and ran without a keeper, ${rounds - without} had one`,
+    )
   })
 
   it('by name (macOS’s way, no /proc/self/fd) every descriptor is checked: what the attacker swapped in is refused, never read', async () => {
@@ -645,7 +657,9 @@ describe.skipIf(secondUserSkip !== null)('a second local user (uid 65534) racing
     }
     // (The rounds ran synchronously: the attacker's lines are read only now.)
     expect(await eventually(() => said(attacker.stdout(), /^swapped /) >= 1, 10_000)).toBe(true)
-    console.log(`keeper input attack, by name: the attacker swapped ${said(attacker.stdout(), /^swapped /)} directories and replaced ${said(attacker.stdout(), /^fifo$/)} FIFOs; ${refused.length} of 6 pipes were refused (${refused.join(', ')}), the others were ours`)
+    console.log(
+      `keeper input attack, by name: the attacker swapped ${said(attacker.stdout(), /^swapped /)} directories and replaced ${said(attacker.stdout(), /^fifo$/)} FIFOs; ${refused.length} of 6 pipes were refused (${refused.join(', ')}), the others were ours`,
+    )
   })
 })
 
@@ -674,7 +688,9 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
     // The owner registers a command that ignores SIGTERM (grace 60 s), then SIGKILLs itself:
     // its keeper outlives it by the grace period, yet the substitution must not wait for it.
     const app = join(dir, 'app.mjs')
-    writeFileSync(app, `
+    writeFileSync(
+      app,
+      `
       import { spawn } from 'node:child_process'
       import { configure } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
       import { holdCommand, threadKeeper } from ${JSON.stringify(join(root, 'dist/esm/keeper/hold.js'))}
@@ -687,7 +703,8 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
       while (!existsSync(armed)) {}
       console.log('keeper', threadKeeper().pid, 'command', child.pid)
       process.kill(process.pid, 'SIGKILL')
-    `)
+    `,
+    )
     const shell = startCommand('sh', ['-c', `out=$(${JSON.stringify(process.execPath)} ${app}); echo "$out"; echo done`])
     const r = await shell.done
     expect(r.stdout).toMatch(/^keeper \d+ command \d+\ndone\n$/)
@@ -705,7 +722,10 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
     const child = spawn(process.execPath, [join(fixtures, 'keeper-hold.mjs'), dir, '1'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, IGNORE_SIGINT: '1' } })
     let out = ''
     await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => ((out += d), out.includes('ready\n') && resolve()))
+      child.stdout.on('data', (d: Buffer) => {
+        out += d
+        if (out.includes('ready\n')) resolve()
+      })
       child.once('exit', () => reject(new Error(`owner ended early: ${out}`)))
     })
     const { keeper } = JSON.parse(out.split('\n')[0]!) as { keeper: number }

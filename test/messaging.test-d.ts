@@ -1,5 +1,5 @@
 import { expectTypeOf, test } from 'vitest'
-import { acquirePidLock, acquirePidLockSync, messageHolder, MessageError, ExitguardError, type MessageSender, type MessageHandler, type LockOwner, type PidLockStatus } from '../src/index.js'
+import { acquirePidLock, acquirePidLockSync, messageHolder, type MessageError, type ExitguardError, type MessageSender, type MessageHandler, type LockOwner, type PidLockStatus } from '../src/index.js'
 
 test('messaging types', () => {
   expectTypeOf(messageHolder).returns.toEqualTypeOf<Promise<unknown>>()

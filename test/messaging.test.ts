@@ -36,7 +36,10 @@ async function holder(options: Record<string, unknown> = {}, how = 'signal', exe
 async function send(message: unknown, options: object = {}, count = 1) {
   const r = await runNode(fixture, ['send', lockPath, JSON.stringify(message), JSON.stringify(options), String(count)])
   expect(r.stderr).toBe('')
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
   return { lines, first: lines[0], pid: r }
 }
 
@@ -110,7 +113,10 @@ describe('what a sender is told', () => {
     const h = await holder()
     h.proc.child.kill('SIGKILL')
     await h.proc.done
-    const err = await messageHolder(lockPath, 1).then(() => null, (e: unknown) => e)
+    const err = await messageHolder(lockPath, 1).then(
+      () => null,
+      (e: unknown) => e,
+    )
     expect(err).toBeInstanceOf(MessageError)
     expect(err).toMatchObject({ code: 'ENOTHELD', owner: { pid: h.pid }, message: expect.stringContaining('which is dead') })
     const r = await startCommand(process.execPath, [bin, 'send', lockPath, '1']).done
@@ -160,7 +166,10 @@ describe('what a sender is told', () => {
       getterThrowsNull: 'the reply is not JSON-serialisable (null)',
     }
     for (const [hostile, said] of Object.entries(cases)) {
-      const err = await messageHolder(lockPath, { hostile }).then(() => null, (e: unknown) => e)
+      const err = await messageHolder(lockPath, { hostile }).then(
+        () => null,
+        (e: unknown) => e,
+      )
       expect(err, hostile).toMatchObject({ code: 'EHANDLER', message: expect.stringContaining(said) })
     }
     await expect(messageHolder(lockPath, { echo: 'alive' })).resolves.toMatchObject({ echo: 'alive' })
@@ -199,10 +208,14 @@ describe('concurrency and limits', () => {
     const h = await holder({ messaging: { socketDir, maxConnections: 1, maxPending: 1 } })
     // One slot busy with a slow message, one connection waiting: the next one accepted (the
     // kernel's backlog is FIFO) is refused.
-    const connect = (bytes: Buffer | null) => new Promise<Socket>((resolve) => {
-      const c = createConnection(h.socket, () => (bytes && c.write(bytes), resolve(c)))
-      c.on('error', () => {})
-    })
+    const connect = (bytes: Buffer | null) =>
+      new Promise<Socket>((resolve) => {
+        const c = createConnection(h.socket, () => {
+          if (bytes) c.write(bytes)
+          resolve(c)
+        })
+        c.on('error', () => {})
+      })
     const slots = [await connect(frame('{"exitguard":1,"pid":1,"uid":0,"message":{"slow":60000}}')), await connect(null)]
     expect(decode(await raw(h.socket, null))).toMatchObject({ ok: false, code: 'EBUSY', message: expect.stringContaining('try again') })
     const later = Promise.all(Array.from({ length: 20 }, (_, i) => messageHolder(lockPath, { echo: i }, { timeout: 30_000 })))
@@ -233,7 +246,7 @@ describe('concurrency and limits', () => {
     expect(await openFds(h.pid, before)).toBeLessThanOrEqual(before)
   })
 
-  it('a sender that stays connected after its reply does not keep the holder\'s descriptor', async () => {
+  it("a sender that stays connected after its reply does not keep the holder's descriptor", async () => {
     const h = await holder({ messaging: { socketDir, timeout: 2 ** 31 - 1 } })
     const before = await openFds(h.pid)
     // Half-open: it reads the reply to its EOF and never closes its own side.
@@ -409,9 +422,13 @@ describe('who can connect', () => {
     cpSync(join(fixtures, 'messaging.mjs'), join(pkg, 'test', 'fixtures', 'messaging.mjs'))
     cpSync(join(fixtures, 'end-by.mjs'), join(pkg, 'test', 'fixtures', 'end-by.mjs'))
     chownSync(pkg, 0, 0)
-    const r = await startCommand(setpriv!, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(pkg, 'test', 'fixtures', 'messaging.mjs'), 'send', lockPath, '{"echo":"from nobody"}'], { cwd: pkg }).done
+    const r = await startCommand(
+      setpriv!,
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(pkg, 'test', 'fixtures', 'messaging.mjs'), 'send', lockPath, '{"echo":"from nobody"}'],
+      { cwd: pkg },
+    ).done
     expect(r.stderr).toBe('')
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'EACCES', message: expect.stringContaining('only the holder\'s user (uid 0) and root') })
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'EACCES', message: expect.stringContaining("only the holder's user (uid 0) and root") })
     // Same bytes, as root: answered.
     await expect(messageHolder(lockPath, { echo: 'from root' })).resolves.toMatchObject({ echo: 'from root' })
     expect(lstatSync(socketDir)).toMatchObject({ uid: 0, mode: expect.any(Number) })
@@ -425,16 +442,22 @@ describe('the socket directory', () => {
     const target = join(tmp.dir, 'target')
     mkdirSync(target, { mode: 0o700 })
     symlinkSync(target, socketDir)
-    expect(() => acquirePidLockSync(lockPath, { onMessage: () => 1, messaging: { socketDir } })).toThrow(expect.objectContaining({ code: 'EUNSAFE', path: socketDir, message: expect.stringContaining('symbolic link') }))
+    expect(() => acquirePidLockSync(lockPath, { onMessage: () => 1, messaging: { socketDir } })).toThrow(
+      expect.objectContaining({ code: 'EUNSAFE', path: socketDir, message: expect.stringContaining('symbolic link') }),
+    )
     const open = join(tmp.dir, 'open')
     mkdirSync(open, { mode: 0o755 })
     chmodSync(open, 0o755)
-    expect(() => acquirePidLockSync(lockPath, { onMessage: () => 1, messaging: { socketDir: open } })).toThrow(expect.objectContaining({ code: 'EUNSAFE', message: expect.stringContaining('chmod 700') }))
+    expect(() => acquirePidLockSync(lockPath, { onMessage: () => 1, messaging: { socketDir: open } })).toThrow(
+      expect.objectContaining({ code: 'EUNSAFE', message: expect.stringContaining('chmod 700') }),
+    )
     if (process.getuid?.() === 0) {
       const theirs = join(tmp.dir, 'theirs')
       mkdirSync(theirs, { mode: 0o700 })
       chownSync(theirs, 65534, 65534)
-      expect(() => acquirePidLockSync(lockPath, { onMessage: () => 1, messaging: { socketDir: theirs } })).toThrow(expect.objectContaining({ code: 'EUNSAFE', message: expect.stringContaining('belongs to uid 65534') }))
+      expect(() => acquirePidLockSync(lockPath, { onMessage: () => 1, messaging: { socketDir: theirs } })).toThrow(
+        expect.objectContaining({ code: 'EUNSAFE', message: expect.stringContaining('belongs to uid 65534') }),
+      )
     }
     expect(existsSync(lockPath)).toBe(false)
   })
@@ -450,7 +473,9 @@ describe('the socket directory', () => {
     expect(lstatSync(join(xdg, 'exitguard')).mode & 0o777).toBe(0o700)
     await expect(messageHolder(lockPath, { echo: 'xdg' })).resolves.toMatchObject({ echo: 'xdg' })
     const deep = join(tmp.dir, 'd'.repeat(80))
-    expect(() => acquirePidLockSync(join(tmp.dir, 'b.pid'), { onMessage: () => 1, messaging: { socketDir: deep } })).toThrow(expect.objectContaining({ code: 'ENAMETOOLONG', message: expect.stringContaining('shorter socketDir') }))
+    expect(() => acquirePidLockSync(join(tmp.dir, 'b.pid'), { onMessage: () => 1, messaging: { socketDir: deep } })).toThrow(
+      expect.objectContaining({ code: 'ENAMETOOLONG', message: expect.stringContaining('shorter socketDir') }),
+    )
   })
 })
 
@@ -478,7 +503,14 @@ describe('documented defaults', () => {
     expect(listenDefaults).toEqual({ maxBytes: 1048576, maxConnections: 64, maxPending: 1024, timeout: 10000 })
     expect(sendDefaults).toEqual({ timeout: 5000, maxBytes: 1048576 })
     for (const row of ['| `maxBytes` | `1048576` (1 MiB) |', '| `maxConnections` | `64` |', '| `maxPending` | `1024` |', '| `timeout` | `10000` |', '(default `5000` ms']) expect(doc).toContain(row)
-    for (const [name, code] of [['ENOTHELD', SEND_EX.NOTHELD], ['ENOLISTENER', SEND_EX.NOLISTENER], ['ETIMEDOUT', SEND_EX.TIMEDOUT], ['EHANDLER', SEND_EX.HANDLER], ['EACCES', SEND_EX.NOPERM], ['ETOOBIG', SEND_EX.TOOBIG]] as const) {
+    for (const [name, code] of [
+      ['ENOTHELD', SEND_EX.NOTHELD],
+      ['ENOLISTENER', SEND_EX.NOLISTENER],
+      ['ETIMEDOUT', SEND_EX.TIMEDOUT],
+      ['EHANDLER', SEND_EX.HANDLER],
+      ['EACCES', SEND_EX.NOPERM],
+      ['ETOOBIG', SEND_EX.TOOBIG],
+    ] as const) {
       expect(doc).toMatch(new RegExp(`\\| \`${name}\` \\|[^\\n]*\\| ${code}( |$)`, 'm'))
       expect(SEND_HELP).toMatch(new RegExp(`^  ${code} `, 'm'))
     }

@@ -11,7 +11,9 @@ import { root, runNode } from './helpers/child.js'
 
 const require = createRequire(import.meta.url)
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown>
-const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as [{ files: { path: string }[] }]
+const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as [
+  { files: { path: string }[] },
+]
 const files = packed.files.map((f) => f.path).sort()
 
 const bundles = ['dist/esm/index.js', 'dist/cjs/index.js', 'dist/exitguard.cjs']
@@ -24,7 +26,12 @@ describe('the packed package', () => {
     for (const entry of ['dist/esm/index.d.ts', 'dist/cjs/index.d.ts']) {
       const r = await runNode(tscBin, ['--ignoreConfig', '--noEmit', '--listFilesOnly', '--types', 'node', '--module', 'nodenext', '--skipLibCheck', entry], { cwd: root, timeout: 60_000 })
       expect(r.code, r.stdout + r.stderr).toBe(0)
-      reached.push(...r.stdout.split('\n').filter((l) => l.startsWith(join(root, 'dist'))).map((l) => relative(root, l)))
+      reached.push(
+        ...r.stdout
+          .split('\n')
+          .filter((l) => l.startsWith(join(root, 'dist')))
+          .map((l) => relative(root, l)),
+      )
     }
     expect(reached).toContain('dist/esm/locks/pid-lock.d.ts')
     const expected = ['LICENSE', 'README.md', 'package.json', 'dist/cjs/package.json', ...bundles, ...bundles.map((b) => `${b}.map`), ...reached]

@@ -34,10 +34,7 @@ async function exitguardSessions(): Promise<number> {
 }
 async function holders(key: string | bigint): Promise<number[]> {
   const { classid, objid } = pgLockOids(pgLockId(key))
-  const { rows } = await admin.query(
-    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted",
-    [classid, objid],
-  )
+  const { rows } = await admin.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted", [classid, objid])
   return rows.map((r: { pid: number }) => r.pid)
 }
 /** Polls the server until `check` holds: lock release after a socket close is asynchronous on the server. */
@@ -226,7 +223,10 @@ describe.skipIf(!url)('acquirePgLock against a real server', () => {
   it('bad options: typed errors naming the option', async () => {
     const pool = new pg.Pool({ connectionString: url })
     try {
-      await expect(acquirePgLock('k', { client: pool as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/not a pg\.Pool: a session advisory lock belongs to one connection/) })
+      await expect(acquirePgLock('k', { client: pool as never })).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+        message: expect.stringMatching(/not a pg\.Pool: a session advisory lock belongs to one connection/),
+      })
       const pooled = await pool.connect()
       try {
         await expect(acquirePgLock('k', { client: pooled })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/pool's client/) })
@@ -307,7 +307,10 @@ describe.skipIf(!url)('acquirePgLock against a real server', () => {
       expect(r.code).toBe(4)
       expect(r.stdout).toContain('after-release held=false')
     })
-    for (const [mode, code] of [['exit', 3], ['uncaught', 1]] as const) {
+    for (const [mode, code] of [
+      ['exit', 3],
+      ['uncaught', 1],
+    ] as const) {
       it(`${mode}: nothing to await, no noise; the server drops the lock with the socket`, async () => {
         const key = freshKey()
         const r = await runNode(holder, [key, mode])

@@ -1,5 +1,16 @@
 import { expectTypeOf, test } from 'vitest'
-import { acquirePidLock, acquirePidLockSync, readPidLock, LockHeldError, LockTimeoutError, type ExitguardErrorCode, ExitguardError, type PidLock, type LockOwner, type PidLockStatus } from '../src/index.js'
+import {
+  acquirePidLock,
+  acquirePidLockSync,
+  readPidLock,
+  type LockHeldError,
+  type LockTimeoutError,
+  type ExitguardErrorCode,
+  type ExitguardError,
+  type PidLock,
+  type LockOwner,
+  type PidLockStatus,
+} from '../src/index.js'
 
 test('PID lock types', () => {
   // without data, data is null

@@ -3,15 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  acquirePidLock,
-  acquirePidLockSync,
-  readPidLock,
-  reapPidLock,
-  registered,
-  LockHeldError,
-  type LockCompromisedError,
-} from '../src/index.js'
+import { acquirePidLock, acquirePidLockSync, readPidLock, reapPidLock, registered, LockHeldError, type LockCompromisedError } from '../src/index.js'
 import { deadPid, fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 import { NOBODY, nobodyCopy } from './helpers/as-nobody.js'
 
@@ -31,7 +23,17 @@ const tryInChild = async (options: object = {}) => {
 }
 /** A record as exitguard writes it, with fields overridden. */
 const record = (fields: Record<string, unknown>) => {
-  const base = { exitguard: 1, pid: process.pid, hostname: hostname(), startTime: null, bootId: null, createdAt: new Date().toISOString(), command: 'node old.js', data: null, token: 'tok' + Math.random().toString(36).slice(2) }
+  const base = {
+    exitguard: 1,
+    pid: process.pid,
+    hostname: hostname(),
+    startTime: null,
+    bootId: null,
+    createdAt: new Date().toISOString(),
+    command: 'node old.js',
+    data: null,
+    token: 'tok' + Math.random().toString(36).slice(2),
+  }
   const full = { ...base, ...fields }
   return `${full.pid}\n${JSON.stringify(full)}\n`
 }
@@ -155,7 +157,13 @@ describe('a second instance', () => {
 })
 
 describe('every exit path of the holder leaves no lock file', () => {
-  for (const [how, code] of [['natural', 0], ['exit0', 0], ['exit3', 3], ['uncaught', 1], ['rejection', 1]] as const) {
+  for (const [how, code] of [
+    ['natural', 0],
+    ['exit0', 0],
+    ['exit3', 3],
+    ['uncaught', 1],
+    ['rejection', 1],
+  ] as const) {
     it(`${how}: exit code ${code}`, async () => {
       const r = await runNode(child, ['hold', lockPath, '{}', how])
       expect({ code: r.code, signal: r.signal }).toEqual({ code, signal: null })
@@ -454,7 +462,10 @@ describe('records that are too long, or from another version, are never judged d
 })
 
 describe('pidOnly: a bare PID is judged without clocks (issue 9: 5)', () => {
-  for (const [label, ms] of [['45 s', 45_000], ['a year', 365 * 86_400_000]] as const) {
+  for (const [label, ms] of [
+    ['45 s', 45_000],
+    ['a year', 365 * 86_400_000],
+  ] as const) {
     it(`a live holder's bare PID file whose mtime is ${label} in the past (a forward clock step) stays held`, async () => {
       const holder = startNode(child, ['hold', lockPath, JSON.stringify({ pidOnly: true })])
       await holder.waitFor('ready')
@@ -473,7 +484,10 @@ describe('pidOnly: "held here" is process-wide and by file, not by path (issue 9
   it('a worker thread, a symlinked directory and the CommonJS copy all see the lock held by this process', async () => {
     const r = await runNode(join(fixtures, 'pid-lock-threads.mjs'), [tmp.dir])
     expect(r.stderr).toBe('')
-    const results = r.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    const results = r.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
     expect(results.map((x) => x.case)).toEqual(['worker', 'alias', 'cjs'])
     for (const x of results) expect(x, x.case).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining('held by this process (another thread or copy of exitguard)') })
     expect(readdirSync(tmp.dir).sort()).toEqual(['alias', 'real'])
@@ -488,7 +502,8 @@ describe('a process whose main thread has exited is alive while another thread r
       ctx.skip()
     }
     // The main thread ends with pthread_exit(); a second thread goes on sleeping.
-    const script = 'import ctypes, os, sys, threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\nprint(os.getpid(), flush=True)\nprint("ready", flush=True)\nctypes.CDLL(None).pthread_exit(None)\n'
+    const script =
+      'import ctypes, os, sys, threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\nprint(os.getpid(), flush=True)\nprint("ready", flush=True)\nctypes.CDLL(None).pthread_exit(None)\n'
     const proc = startCommand('python3', ['-c', script])
     await proc.waitFor('ready')
     const pid = Number(proc.stdout().split('\n')[0])
@@ -504,7 +519,6 @@ describe('a process whose main thread has exited is alive while another thread r
     await proc.done
   })
 })
-
 
 describe('documented defaults', () => {
   it('README.md states the defaults the code uses', async () => {
@@ -587,7 +601,10 @@ describe('stale takeover is race-free', () => {
       const results = await Promise.all(pool.map((r) => r.done))
       unlinkSync(go)
       const outcomes = results.map((r) => r.stdout.trim().split('\n').pop() ?? '')
-      expect(outcomes.filter((o) => o.startsWith('won')), `round ${round}: ${outcomes.join(', ')}`).toEqual([`won ${dead}`])
+      expect(
+        outcomes.filter((o) => o.startsWith('won')),
+        `round ${round}: ${outcomes.join(', ')}`,
+      ).toEqual([`won ${dead}`])
       expect(outcomes.filter((o) => o === 'held')).toHaveLength(racers - 1)
       expect(readdirSync(tmp.dir)).toEqual([])
     }
@@ -655,10 +672,13 @@ describe('the record under concurrent reads', () => {
 
 describe('PID namespaces (issue 9: 2, 3), each process run with unshare --pid --fork --mount-proc', () => {
   const nsWhy =
-    process.platform !== 'linux' ? 'not Linux'
-    : process.getuid?.() !== 0 ? 'not root'
-    : spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status !== 0 ? 'unshare --pid --fork --mount-proc fails here'
-    : null
+    process.platform !== 'linux'
+      ? 'not Linux'
+      : process.getuid?.() !== 0
+        ? 'not root'
+        : spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status !== 0
+          ? 'unshare --pid --fork --mount-proc fails here'
+          : null
   const ns = ['--pid', '--fork', '--mount-proc', '--kill-child']
   const skipUnless = (ctx: { skip: () => void }, why: string | null) => {
     if (why === null) return
@@ -677,7 +697,7 @@ describe('PID namespaces (issue 9: 2, 3), each process run with unshare --pid --
     writeFileSync(lockPath, '1\n')
     old(lockPath)
     const b = await startCommand('unshare', [...ns, process.execPath, child, 'try', lockPath, '{}']).done
-    expect(lastJson(b.stdout)).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining("in another PID namespace") })
+    expect(lastJson(b.stdout)).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining('in another PID namespace') })
     expect(readFileSync(lockPath, 'utf8')).toBe('1\n')
   })
 
@@ -702,7 +722,11 @@ describe('PID namespaces (issue 9: 2, 3), each process run with unshare --pid --
     expect(lastJson(r.stdout)).toEqual({ ok: true, reaped: true })
     for (let i = 0; i < 2000 && !taker.stdout().includes('"ok"'); i++) await new Promise((r) => setTimeout(r, 5))
     // The taker in its own namespace saw the reaper's claim, and left it alone: it can't check that PID.
-    expect(lastJson(taker.stdout())).toMatchObject({ ok: false, code: 'ELOCKED', message: expect.stringContaining("in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here") })
+    expect(lastJson(taker.stdout())).toMatchObject({
+      ok: false,
+      code: 'ELOCKED',
+      message: expect.stringContaining("in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here"),
+    })
     expect(claimed.split('\n')[1]).toMatch(/^\{"exitguard":1,/) // a full record, naming the reaper's namespace
     expect(readdirSync(tmp.dir)).toEqual(['go'])
     taker.child.kill('SIGKILL')

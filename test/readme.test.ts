@@ -84,15 +84,18 @@ describe('the README quick start, pasted into a fresh project', () => {
 
   it('what a kill -9ed run left is taken over and reaped by the next run', async () => {
     const dir = tmpdirForTest()
-    writeFileSync(join(project, 'killed.mjs'), [
-      "import { tmpdir } from 'node:os'",
-      "import { join } from 'node:path'",
-      "import { acquirePidLockSync, tempDirSync } from 'exitguard'",
-      "acquirePidLockSync(join(tmpdir(), 'nightly-export.pid'))",
-      "console.log(tempDirSync({ prefix: 'export-' }).path)",
-      "console.log('ready')",
-      'setInterval(() => {}, 1000)',
-    ].join('\n'))
+    writeFileSync(
+      join(project, 'killed.mjs'),
+      [
+        "import { tmpdir } from 'node:os'",
+        "import { join } from 'node:path'",
+        "import { acquirePidLockSync, tempDirSync } from 'exitguard'",
+        "acquirePidLockSync(join(tmpdir(), 'nightly-export.pid'))",
+        "console.log(tempDirSync({ prefix: 'export-' }).path)",
+        "console.log('ready')",
+        'setInterval(() => {}, 1000)',
+      ].join('\n'),
+    )
     const killed = startNode(join(project, 'killed.mjs'), [], { cwd: project, env: { TMPDIR: dir, XDG_RUNTIME_DIR: dir } })
     await killed.waitFor('ready')
     const leftover = killed.stdout().split('\n')[0]!
@@ -113,7 +116,10 @@ function anchors(markdown: string): Set<string> {
   const seen = new Map<string, number>()
   const out = new Set<string>()
   for (const [, heading] of withoutFences(markdown).matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
-    const base = heading!.toLowerCase().replace(/[^\p{L}\p{N}\p{M}\- _]/gu, '').replace(/ /g, '-')
+    const base = heading!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\p{M}\- _]/gu, '')
+      .replace(/ /g, '-')
     const n = seen.get(base) ?? 0
     seen.set(base, n + 1)
     out.add(n === 0 ? base : `${base}-${n}`)
@@ -132,7 +138,12 @@ function withoutCode(markdown: string): string {
 
 describe('the docs link to what is there', () => {
   it('every relative link and #anchor in README.md and docs/*.md resolves', () => {
-    const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+    const files = [
+      'README.md',
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ]
     const broken: string[] = []
     for (const file of files) {
       const text = readFileSync(join(root, file), 'utf8')

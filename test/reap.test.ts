@@ -104,7 +104,10 @@ describe('reapOrphans and PID lock files', () => {
     await killed.done
     const dead = await deadPid()
     // What a taker killed mid-takeover leaves: a claim holding its own (dead) record.
-    const record = readFileSync(join(dir, 'killed.pid'), 'utf8').replace(String(killed.pid), String(dead)).replaceAll(`"pid":${killed.pid}`, `"pid":${dead}`).replace(/"token":"\w+"/, '"token":"deadtaker1"')
+    const record = readFileSync(join(dir, 'killed.pid'), 'utf8')
+      .replace(String(killed.pid), String(dead))
+      .replaceAll(`"pid":${killed.pid}`, `"pid":${dead}`)
+      .replace(/"token":"\w+"/, '"token":"deadtaker1"')
     writeFileSync(join(dir, 'killed.pid.break.tsomething'), record)
     // What a waiter killed while waiting leaves: its private record file.
     writeFileSync(join(dir, '.killed.pid.deadtaker1.new'), record)
@@ -151,12 +154,21 @@ describe('reapOrphans and pidOnly waiters (issue 9: 16)', () => {
 describe('reapOrphans and what the caller kept', () => {
   it('never removes a keep() or keep: true entry of a process that has ended', async () => {
     const script = join(dir, 'keeper.mjs')
-    writeFileSync(script, `import { tempFileSync, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
+    writeFileSync(
+      script,
+      `import { tempFileSync, tempDirSync } from ${JSON.stringify(join(root, 'dist/esm/index.js'))}
       const dir = process.argv[2]
       tempFileSync({ dir }).keep()
       tempDirSync({ dir, keep: true })
-      tempFileSync({ dir }) // not kept: removed at exit`)
-    const r = await runNode(script, [join(dir, 'out')].map((d) => (mkdirSync(d), d)))
+      tempFileSync({ dir }) // not kept: removed at exit`,
+    )
+    const r = await runNode(
+      script,
+      [join(dir, 'out')].map((d) => {
+        mkdirSync(d)
+        return d
+      }),
+    )
     expect(r.code).toBe(0)
     expect(readdirSync(join(dir, 'out'))).toHaveLength(2)
     expect(reapOrphans({ dir: join(dir, 'out') })).toEqual([])
@@ -168,7 +180,8 @@ describe('reapOrphans never breaks a claim that is still in use', () => {
   it("leaves a dead taker's claim on the record that is still at the lock: the next taker needs it", async () => {
     const dead = await deadPid()
     const deadTaker = await deadPid()
-    const rec = (pid: number, token: string) => `${pid}\n${JSON.stringify({ exitguard: 1, pid, hostname: hostname(), startTime: null, bootId: null, createdAt: new Date().toISOString(), command: 'x', data: null, token })}\n`
+    const rec = (pid: number, token: string) =>
+      `${pid}\n${JSON.stringify({ exitguard: 1, pid, hostname: hostname(), startTime: null, bootId: null, createdAt: new Date().toISOString(), command: 'x', data: null, token })}\n`
     writeFileSync(join(dir, 'app.pid'), rec(dead, 'holder1'))
     writeFileSync(join(dir, 'app.pid.break.tholder1'), rec(deadTaker, 'taker1'))
     const reaped = reapOrphans({ dir })
@@ -255,7 +268,7 @@ describe('never removes what is not ours (threats: lookalike names, planted syml
     expect(readdirSync(dir)).toHaveLength(2)
   })
 
-  it('a dead owner\'s dir is removed without following a symlink inside it', async () => {
+  it("a dead owner's dir is removed without following a symlink inside it", async () => {
     const pid = await deadPid()
     writeFileSync(join(dir, 'outside'), 'keep me')
     const orphan = join(dir, craftName({ pid }))

@@ -128,7 +128,7 @@ describe('async handlers', () => {
 })
 
 describe('other listeners and other processes', () => {
-  it("stands aside when the app has its own SIGINT listener, and runs when the app exits", async () => {
+  it('stands aside when the app has its own SIGINT listener, and runs when the app exits', async () => {
     const child = startNode(exitPath, [log, 'signal', 'own-sigint'])
     await child.waitFor('ready')
     child.child.kill('SIGINT')

@@ -30,7 +30,7 @@ async function hold(options: object): Promise<RunningChild> {
 }
 
 describe('slots: a semaphore of PID locks', () => {
-  it('at most N holders; the next is told who holds each slot; a SIGKILLed holder\'s slot is taken over', async () => {
+  it("at most N holders; the next is told who holds each slot; a SIGKILLed holder's slot is taken over", async () => {
     const a = await hold({ slots: 2 })
     const b = await hold({ slots: 2 })
     expect(readdirSync(tmp.dir).sort()).toEqual(['job.pid.slot1', 'job.pid.slot2'])
@@ -105,7 +105,7 @@ describe('shared locks: many shared holders or one exclusive', () => {
     expect(existsSync(lock)).toBe(false)
   })
 
-  it('a shared holder is trusted where it is: its record in the readers\' directory can be stopped', async () => {
+  it("a shared holder is trusted where it is: its record in the readers' directory can be stopped", async () => {
     const a = await hold({ shared: true })
     const [token] = readdirSync(`${lock}.readers`)
     const record = `${lock}.readers/${token}`

@@ -20,18 +20,7 @@ import {
 import { tmpdir } from 'node:os'
 import { basename, dirname, isAbsolute, join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import {
-  ExitguardError,
-  registered,
-  tempDir,
-  tempDirSync,
-  tempFile,
-  tempFileSync,
-  withTempDir,
-  withTempFile,
-  type TempDir,
-  type TempFile,
-} from '../src/index.js'
+import { ExitguardError, registered, tempDir, tempDirSync, tempFile, tempFileSync, withTempDir, withTempFile, type TempDir, type TempFile } from '../src/index.js'
 import { identityOf, removeEntrySync } from '../src/temp/remove-tree.js'
 import { DEFAULT_PREFIX, parseTempName } from '../src/temp/temp-name.js'
 import { buildAttacker, secondUserSkipReason, startAsNobody, startAttacker, type Attacker } from './helpers/attacker.js'
@@ -106,7 +95,7 @@ describe('creation', () => {
   it('the defaults documented in README.md are the ones the code uses', () => {
     const doc = readFileSync(join(root, 'README.md'), 'utf8')
     expect(doc).toContain(`| \`prefix\` | \`'${DEFAULT_PREFIX}'\` |`)
-    expect(doc).toContain('| `postfix` | `\'\'` |')
+    expect(doc).toContain("| `postfix` | `''` |")
     expect(doc).toContain('| `dir` | `os.tmpdir()` |')
     expect(doc).toContain('| `mode` | `0o600` (file), `0o700` (dir) |')
     for (const flag of ['keep', 'reap', 'fd']) expect(doc).toContain(`| \`${flag}\` | \`false\` |`)
@@ -119,7 +108,9 @@ describe('creation', () => {
 
   it('a missing or non-directory parent: a typed error naming the directory and the cause', async () => {
     const missing = join(dir, 'no', 'such')
-    expect(() => tempDirSync({ dir: missing })).toThrow(expect.objectContaining({ code: 'ENOENT', path: missing, message: `Could not create a temp entry in ${missing}: the directory does not exist.` }))
+    expect(() => tempDirSync({ dir: missing })).toThrow(
+      expect.objectContaining({ code: 'ENOENT', path: missing, message: `Could not create a temp entry in ${missing}: the directory does not exist.` }),
+    )
     await expect(tempFile({ dir: missing })).rejects.toMatchObject({ code: 'ENOENT', path: missing })
     writeFileSync(join(dir, 'plain'), '')
     expect(() => tempFileSync({ dir: join(dir, 'plain') })).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
@@ -229,7 +220,13 @@ describe('remove() and keep()', () => {
     renameSync(d.path, `${d.path}.moved`)
     mkdirSync(d.path)
     writeFileSync(join(d.path, 'theirs'), 'not yours')
-    expect(() => d.remove()).toThrow(expect.objectContaining({ code: 'EREPLACED', path: d.path, message: `Could not remove temp dir ${d.path}: another directory is there now, not the directory that was created there; it was left alone` }))
+    expect(() => d.remove()).toThrow(
+      expect.objectContaining({
+        code: 'EREPLACED',
+        path: d.path,
+        message: `Could not remove temp dir ${d.path}: another directory is there now, not the directory that was created there; it was left alone`,
+      }),
+    )
     expect(readFileSync(join(d.path, 'theirs'), 'utf8')).toBe('not yours')
     expect(d.released).toBe(false)
     expect(labels()).toContain(`temp dir ${d.path}`) // renamed back, the exit cleanup would remove it
@@ -289,7 +286,10 @@ describe('remove() and keep()', () => {
     for (let i = 0; i < 500; i++) guards.push(i % 2 ? tempFileSync({ dir }) : tempDirSync({ dir }))
     expect(registered().length).toBe(before + 500)
     guards.sort(() => Math.random() - 0.5)
-    guards.forEach((g, i) => (i % 5 === 0 ? g.keep() : g.remove()))
+    for (const [i, g] of guards.entries()) {
+      if (i % 5 === 0) g.keep()
+      else g.remove()
+    }
     expect(registered().length).toBe(before)
     expect(readdirSync(dir).length).toBe(100) // the kept ones
   })
@@ -455,7 +455,9 @@ describe.skipIf(secondUserSkip !== null)('root removing a temp dir it handed to 
       rmSync(t.path, { recursive: true, force: true }) // nobody races any more
       rmSync(stage, { recursive: true, force: true })
     }
-    console.log(`race ${options.busy ? '(busy: removal fails, chmod walk)' : '(flat tree)'}: ${failures} of ${rounds} rounds changed something outside${first ? `; first in round ${first.round}: ${first.what}` : ''}`)
+    console.log(
+      `race ${options.busy ? '(busy: removal fails, chmod walk)' : '(flat tree)'}: ${failures} of ${rounds} rounds changed something outside${first ? `; first in round ${first.round}: ${first.what}` : ''}`,
+    )
     return { failures, first }
   }
 
@@ -614,7 +616,8 @@ describe('removeEntrySync: the removal the guards, reapOrphans and the keeper sh
 })
 
 const unshare = ['/usr/bin/unshare', '/bin/unshare'].find((p) => existsSync(p))
-const noProcSkip = process.platform !== 'linux' ? `needs Linux; this is ${process.platform}` : process.getuid?.() !== 0 ? 'needs root, to hide /proc in a mount namespace' : !unshare ? 'no unshare (util-linux)' : null
+const noProcSkip =
+  process.platform !== 'linux' ? `needs Linux; this is ${process.platform}` : process.getuid?.() !== 0 ? 'needs root, to hide /proc in a mount namespace' : !unshare ? 'no unshare (util-linux)' : null
 if (noProcSkip) console.warn(`exitguard: SKIPPING the temp removal test without /proc: ${noProcSkip}`)
 
 describe.skipIf(noProcSkip !== null)('without /proc (a bare container): rm -rf after the same identity check', () => {
@@ -649,12 +652,15 @@ describe('using, await using, withTempDir, withTempFile', () => {
 
   it('withTempDir (sync fn): returns the result, the dir exists during the call, removed after', () => {
     let seen = ''
-    const result = withTempDir((d) => {
-      seen = d.path
-      expect(lstatSync(d.path).isDirectory()).toBe(true)
-      writeFileSync(join(d.path, 'f'), 'f')
-      return 42
-    }, { dir, prefix: 'with-' })
+    const result = withTempDir(
+      (d) => {
+        seen = d.path
+        expect(lstatSync(d.path).isDirectory()).toBe(true)
+        writeFileSync(join(d.path, 'f'), 'f')
+        return 42
+      },
+      { dir, prefix: 'with-' },
+    )
     expect(result).toBe(42)
     expect(basename(seen).startsWith('with-')).toBe(true)
     expect(existsSync(seen)).toBe(false)
@@ -662,12 +668,15 @@ describe('using, await using, withTempDir, withTempFile', () => {
 
   it('withTempDir (async fn): removed after the promise settles', async () => {
     let seen = ''
-    const result = await withTempDir(async (d) => {
-      seen = d.path
-      await new Promise((resolve) => setImmediate(resolve))
-      expect(existsSync(d.path)).toBe(true)
-      return 'done'
-    }, { dir })
+    const result = await withTempDir(
+      async (d) => {
+        seen = d.path
+        await new Promise((resolve) => setImmediate(resolve))
+        expect(existsSync(d.path)).toBe(true)
+        return 'done'
+      },
+      { dir },
+    )
     expect(result).toBe('done')
     expect(existsSync(seen)).toBe(false)
   })
@@ -675,17 +684,23 @@ describe('using, await using, withTempDir, withTempFile', () => {
   it('withTempFile: removed after a throw and after a rejection, the error passes through', async () => {
     let seen = ''
     expect(() =>
-      withTempFile((f) => {
-        seen = f.path
-        throw new Error('boom')
-      }, { dir }),
+      withTempFile(
+        (f) => {
+          seen = f.path
+          throw new Error('boom')
+        },
+        { dir },
+      ),
     ).toThrow('boom')
     expect(existsSync(seen)).toBe(false)
     await expect(
-      withTempFile(async (f) => {
-        seen = f.path
-        throw new Error('async boom')
-      }, { dir }),
+      withTempFile(
+        async (f) => {
+          seen = f.path
+          throw new Error('async boom')
+        },
+        { dir },
+      ),
     ).rejects.toThrow('async boom')
     expect(existsSync(seen)).toBe(false)
     expect(labels().filter((l) => l.includes(dir))).toEqual([])
@@ -694,7 +709,13 @@ describe('using, await using, withTempDir, withTempFile', () => {
 
 describe('exit-path matrix: temp files and dirs are removed, the process ends as it would have', () => {
   const script = join(fixtures, 'temp-exit.mjs')
-  const pathsOf = (stdout: string) => JSON.parse(stdout.trim().split('\n').find((l) => l.startsWith('['))!) as string[]
+  const pathsOf = (stdout: string) =>
+    JSON.parse(
+      stdout
+        .trim()
+        .split('\n')
+        .find((l) => l.startsWith('['))!,
+    ) as string[]
   const cases = [
     { mode: 'natural', code: 0 },
     { mode: 'exit0', code: 0 },

@@ -13,8 +13,7 @@ import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type Run
 import { eventually, running } from './helpers/keepers.js'
 
 const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
-const reason =
-  process.platform !== 'linux' ? 'Linux only' : process.getuid?.() !== 0 ? 'needs root, to act as uids 65534 and 65533' : !setpriv ? 'no setpriv (util-linux)' : null
+const reason = process.platform !== 'linux' ? 'Linux only' : process.getuid?.() !== 0 ? 'needs root, to act as uids 65534 and 65533' : !setpriv ? 'no setpriv (util-linux)' : null
 if (reason) console.warn(`exitguard: SKIPPING the trust-rule tests: ${reason}`)
 
 /** The other normal user: a victim's owner, who also runs exitguard against the attacker's file. */
@@ -69,7 +68,19 @@ function record(path: string, pid: number, extra: Record<string, unknown> = {}):
   const me = selfIdentity()
   const dir = statSync(dirname(path))
   const location = { dir: `${dir.dev}:${dir.ino}`, name: basename(path) }
-  const owner = { pid, hostname: me.hostname, startTime: readStartTime(pid), bootId: me.bootId, pidNamespace: me.pidNamespace, createdAt: new Date().toISOString(), command: 'sleep 120', data: null, token: 'planted0000000000000000000000000', location, ...extra }
+  const owner = {
+    pid,
+    hostname: me.hostname,
+    startTime: readStartTime(pid),
+    bootId: me.bootId,
+    pidNamespace: me.pidNamespace,
+    createdAt: new Date().toISOString(),
+    command: 'sleep 120',
+    data: null,
+    token: 'planted0000000000000000000000000',
+    location,
+    ...extra,
+  }
   return `${pid}\n{"exitguard":1,${JSON.stringify(owner).slice(1)}\n`
 }
 
@@ -122,7 +133,7 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard signal 
     expect(running(pid)).toBe(true)
   })
 
-  it('a record written by the process\'s own user is trusted: root stops the job of uid 65533 from its own file', async () => {
+  it("a record written by the process's own user is trusted: root stops the job of uid 65533 from its own file", async () => {
     const pid = await victim(OTHER)
     const path = join(shared, 'job.pid')
     plant(path, record(path, pid), OTHER)
@@ -214,12 +225,13 @@ describe.skipIf(reason !== null)("root's own records, moved, linked or reached t
     const path = join(shared, 'esc.pid')
     plant(path, record(path, pid, { command: 'x\r\u001b[2K\u001b[1Arunning: all fine\u001b]0;owned\u0007' }))
     const out = cli(['status', path]).stdout
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may be printed
     expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/) // only the newline at the end
     expect(out).toContain('\\x1b[2K')
   })
 })
 
-describe.skipIf(reason !== null)('a planted record never makes exitguard remove or reach a socket that is not its writer\'s', () => {
+describe.skipIf(reason !== null)("a planted record never makes exitguard remove or reach a socket that is not its writer's", () => {
   /** A root holder listening for messages, its socket in a private directory of root's. */
   async function rootHolder(): Promise<{ path: string; socket: string; token: string }> {
     const path = join(tmp.dir, 'holder.pid')
@@ -245,7 +257,12 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard remove 
       const dead = await deadPid()
       const plants = [
         { lock: join(shared, 'a.pid'), token: live.token, socket: live.socket, victim: live.socket },
-        { lock: join(shared, 'b.pid'), token: 'hidden0000000000000000000000000', socket: join(link, 'sub', 'hidden0000000000000000000000000.sock'), victim: join(hidden, 'sub', 'hidden0000000000000000000000000.sock') },
+        {
+          lock: join(shared, 'b.pid'),
+          token: 'hidden0000000000000000000000000',
+          socket: join(link, 'sub', 'hidden0000000000000000000000000.sock'),
+          victim: join(hidden, 'sub', 'hidden0000000000000000000000000.sock'),
+        },
       ]
       for (const p of plants) {
         plant(p.lock, record(p.lock, dead, { token: p.token, socket: p.socket, startTime: '1' }))
@@ -263,11 +280,21 @@ describe.skipIf(reason !== null)('a planted record never makes exitguard remove 
   it("root's messageHolder never talks to a socket a record of another user names: EUNTRUSTED, nothing sent", async () => {
     // The attacker's own listener: anything it receives it prints, and it replies with a forgery.
     const theirs = join(shared, 'theirs')
-    const listener = startCommand(setpriv!, [...as(NOBODY), process.execPath, '-e', `
+    const listener = startCommand(
+      setpriv!,
+      [
+        ...as(NOBODY),
+        process.execPath,
+        '-e',
+        `
       const net = require('node:net'), fs = require('node:fs')
       fs.mkdirSync(process.argv[1], { mode: 0o700 })
       net.createServer((s) => s.on('data', (d) => { console.log('GOT ' + d.toString().slice(4)); const r = Buffer.from('{"ok":true,"reply":"forged"}'); const h = Buffer.alloc(4); h.writeUInt32BE(r.length); s.end(Buffer.concat([h, r])) }))
-        .listen(process.argv[1] + '/planted0000000000000000000000000.sock', () => console.log('ready'))`, theirs], { cwd: '/' })
+        .listen(process.argv[1] + '/planted0000000000000000000000000.sock', () => console.log('ready'))`,
+        theirs,
+      ],
+      { cwd: '/' },
+    )
     children.push(listener)
     await listener.waitFor('ready')
     const socket = join(theirs, 'planted0000000000000000000000000.sock')

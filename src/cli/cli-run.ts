@@ -123,7 +123,10 @@ export async function runCommand(req: RunRequest, io: CliIo): Promise<Outcome> {
       child.once('exit', (code, signal) => {
         const limit = timedOut?.end()
         const outcome = limit ? { code: limit === 'KILL' ? TIMED_OUT.KILL : TIMED_OUT.TERM, signal: null } : signal ? signalled(signal) : { code: code ?? 0, signal: null }
-        const done = () => (started.held?.release(), resolve(outcome))
+        const done = () => {
+          started.held?.release()
+          resolve(outcome)
+        }
         // With --group, the lock (and the keeper's hold) stay until what the command left in its group has gone too.
         if (req.group && pid !== undefined) void stopGroup(pid, leaderStart, grace).then(done)
         else done()
@@ -154,7 +157,11 @@ function timeLimit(child: ChildProcess, ms: number, killAfter: number | undefine
   const term = setTimeout(() => {
     sent = 'TERM'
     send('SIGTERM')
-    if (killAfter !== undefined) kill = setTimeout(() => ((sent = 'KILL'), send('SIGKILL')), killAfter)
+    if (killAfter !== undefined)
+      kill = setTimeout(() => {
+        sent = 'KILL'
+        send('SIGKILL')
+      }, killAfter)
   }, ms)
   return {
     end() {
@@ -236,7 +243,9 @@ function lockFailure(err: unknown, req: RunRequest, io: CliIo): Outcome {
     const since = Date.parse(err.owner.createdAt)
     const held = Date.now() - since
     if (Number.isFinite(since) && held > req.warnAfter) {
-      io.stderr(`exitguard: warning: ${describeOwner(err.owner)} has held ${err.path} for ${Math.round(held / 1000)} s, longer than --warn-after ${req.warnAfter} ms: runs are piling up behind it (stuck?)\n`)
+      io.stderr(
+        `exitguard: warning: ${describeOwner(err.owner)} has held ${err.path} for ${Math.round(held / 1000)} s, longer than --warn-after ${req.warnAfter} ms: runs are piling up behind it (stuck?)\n`,
+      )
     }
   }
   if (!(busy && req.quiet)) io.stderr(`exitguard: ${message}\n`)

@@ -49,9 +49,15 @@ export async function sendCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`exitguard send: ${message}\nTry 'exitguard send --help'.\n`)
     return EX.USAGE
   }
-  let parsed
+  const config = {
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { timeout: { type: 'string', short: 't' }, 'holder-uid': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  } as const
+  let parsed: ReturnType<typeof parseArgs<typeof config>>
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { timeout: { type: 'string', short: 't' }, 'holder-uid': { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+    parsed = parseArgs(config)
   } catch (err) {
     return usage((err as Error).message.replace(/\. To specify a positional argument.*$/s, '.'))
   }

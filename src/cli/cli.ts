@@ -234,24 +234,27 @@ async function run(argv: string[], io: CliIo): Promise<Outcome> {
   if ((values.shared || slotsText !== undefined) && isPgUrl(values.lock)) throw new UsageError('run', '--shared and --slots need a lock file, not a PostgreSQL URL')
   if (values.replace && (values.shared || slotsText !== undefined)) throw new UsageError('run', '--replace stops the one holder of an exclusive lock; it does not go with --shared or --slots')
   if (values['kill-after'] !== undefined && values.timeout === undefined) throw new UsageError('run', '--kill-after needs --timeout (it counts from the SIGTERM that --timeout sends)')
-  return runCommand({
-    lock: values.lock,
-    wait: parseWait(values.wait),
-    tmpdir: values.tmpdir ?? false,
-    data,
-    command,
-    keeper: !values['no-keeper'],
-    grace,
-    group: values.group ?? false,
-    conflictCode: conflictText === undefined ? undefined : Number(conflictText),
-    quiet: values.quiet ?? false,
-    timeout: ms('timeout'),
-    killAfter: ms('kill-after'),
-    warnAfter: ms('warn-after'),
-    replace: values.replace ?? false,
-    shared: values.shared ?? false,
-    slots: slotsText === undefined ? undefined : Number(slotsText),
-  }, io)
+  return runCommand(
+    {
+      lock: values.lock,
+      wait: parseWait(values.wait),
+      tmpdir: values.tmpdir ?? false,
+      data,
+      command,
+      keeper: !values['no-keeper'],
+      grace,
+      group: values.group ?? false,
+      conflictCode: conflictText === undefined ? undefined : Number(conflictText),
+      quiet: values.quiet ?? false,
+      timeout: ms('timeout'),
+      killAfter: ms('kill-after'),
+      warnAfter: ms('warn-after'),
+      replace: values.replace ?? false,
+      shared: values.shared ?? false,
+      slots: slotsText === undefined ? undefined : Number(slotsText),
+    },
+    io,
+  )
 }
 
 function parseMs(option: string, text: string): number {
@@ -288,7 +291,6 @@ function checkPgUrl(url: string): void {
   if (keys.length !== 1 || keys[0] === '') throw new UsageError('run', 'the --lock URL needs exactly one key parameter: postgres://USER@HOST:PORT/DB?key=NAME')
 }
 
-
 function status(argv: string[], io: CliIo): number {
   const { values, positionals } = parse('status', {
     args: argv,
@@ -322,7 +324,18 @@ function status(argv: string[], io: CliIo): number {
   const code = states.includes('held') ? EX.HELD : states.includes('stale') ? EX.STALE : EX.OK
   if (values.json) {
     const holders = others.map((o) => ({ path: o.path, kind: o.kind, slot: o.slot, state: o.status.state, owner: o.status.owner ?? null, reason: o.status.reason ?? null }))
-    io.stdout(JSON.stringify({ path, state: result.state, owner: result.owner ?? null, reason: result.reason ?? null, foreign: result.foreign ?? false, fileOwner: result.fileOwner ?? null, untrusted: result.untrusted ?? null, ...(holders.length ? { holders } : {}) }) + '\n')
+    io.stdout(
+      JSON.stringify({
+        path,
+        state: result.state,
+        owner: result.owner ?? null,
+        reason: result.reason ?? null,
+        foreign: result.foreign ?? false,
+        fileOwner: result.fileOwner ?? null,
+        untrusted: result.untrusted ?? null,
+        ...(holders.length ? { holders } : {}),
+      }) + '\n',
+    )
     return code
   }
   for (const o of others) {
@@ -336,8 +349,8 @@ function status(argv: string[], io: CliIo): number {
     const what = `${path} holds no valid record (empty or unreadable, last written ${result.owner!.createdAt})`
     if (result.state === 'held') io.stdout(`held: ${what}; it counts as stale once it is ${UNREADABLE_GRACE} ms old; if no process uses it, remove it\n`)
     else io.stdout(`stale: ${what}; the next run takes it over\n`)
-  }
-  else if (result.untrusted) io.stdout(`held: ${path} names ${describeOwner(result.owner!)} (${result.reason}), but the record is not trusted: ${result.untrusted}; stop, send and status --lsb refuse to act on it\n`)
+  } else if (result.untrusted)
+    io.stdout(`held: ${path} names ${describeOwner(result.owner!)} (${result.reason}), but the record is not trusted: ${result.untrusted}; stop, send and status --lsb refuse to act on it\n`)
   else if (result.state === 'held') io.stdout(`held: ${path} is held by ${describeOwner(result.owner!)} (${result.reason})\n`)
   else io.stdout(`stale: ${path} was held by ${describeOwner(result.owner!)}, now dead (${result.reason}); the next run takes it over\n`)
   return code

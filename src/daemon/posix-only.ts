@@ -7,5 +7,8 @@ import { ExitguardError } from '../errors.js'
  */
 export function posixOnly(what: string): void {
   if (process.platform !== 'win32') return
-  throw new ExitguardError('ENOTSUP', `ENOTSUP: ${what} is POSIX-only; it is not supported on Windows, where a signal is TerminateProcess and runs no cleanup. Run the program with \`exitguard run --lock PATH -- COMMAND\` under a service manager (Task Scheduler, a Windows service) instead.`)
+  throw new ExitguardError(
+    'ENOTSUP',
+    `ENOTSUP: ${what} is POSIX-only; it is not supported on Windows, where a signal is TerminateProcess and runs no cleanup. Run the program with \`exitguard run --lock PATH -- COMMAND\` under a service manager (Task Scheduler, a Windows service) instead.`,
+  )
 }

@@ -161,7 +161,9 @@ function commandLine(pid: number): string | null {
   }
   if (process.platform === 'darwin') {
     try {
-      return childProcess().execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+      return childProcess()
+        .execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
     } catch {
       return ''
     }

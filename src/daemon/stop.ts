@@ -129,7 +129,10 @@ export async function stopHolder(path: string, options: StopHolderOptions = {}):
     // stopping it (SIGTERM, SIGKILL after --grace). Wait for it; with kill, as long again.
     const released = (await gone(lockPath, snapshot, timeout)) ?? (options.kill ? await gone(lockPath, snapshot, timeout) : null)
     if (released) return result('keeper', `${holder.reason}; it was done ${Date.now() - started} ms later (nothing was signalled)`)
-    return result('timeout', `${holder.reason}, and is still at it after ${Date.now() - started} ms: the command still runs under the lock (the keeper sends SIGKILL once exitguard run's --grace has passed)`)
+    return result(
+      'timeout',
+      `${holder.reason}, and is still at it after ${Date.now() - started} ms: the command still runs under the lock (the keeper sends SIGKILL once exitguard run's --grace has passed)`,
+    )
   }
   if (!send(lockPath, owner, first)) return notRunning(lockPath, snapshot, `PID ${owner.pid} ended before the signal`)
   const afterFirst = await gone(lockPath, snapshot, timeout)
@@ -204,14 +207,22 @@ function findHolder(lockPath: string): Holder {
   const { owner } = snapshot
   if (verdict.dead) return { state: 'dead', snapshot, reason: verdict.reason }
   if (snapshot.kind === 'invalid') {
-    throw new ExitguardError('EBADRECORD', `The lock file ${lockPath} holds no valid record (empty or unreadable, last written ${owner.createdAt}), so there is no process to signal. If no process uses it, remove it.`, { path: lockPath })
+    throw new ExitguardError(
+      'EBADRECORD',
+      `The lock file ${lockPath} holds no valid record (empty or unreadable, last written ${owner.createdAt}), so there is no process to signal. If no process uses it, remove it.`,
+      { path: lockPath },
+    )
   }
   if (verdict.foreign) {
     throw new ExitguardError('EFOREIGN', `Won't signal the holder of ${lockPath}: ${verdict.reason}. Stop it where it runs (${describeOwner(owner)}).`, { path: lockPath })
   }
   if (verdict.releasing) return { state: 'releasing', snapshot, reason: verdict.reason }
   const unverified = (why: string) =>
-    new ExitguardError('EUNVERIFIED', `Won't signal PID ${owner.pid} for ${lockPath}: ${why}, so a reused PID can't be told from the process that wrote it. Check it (ps -o lstart,args -p ${owner.pid}) and stop it yourself if it is yours.`, { path: lockPath })
+    new ExitguardError(
+      'EUNVERIFIED',
+      `Won't signal PID ${owner.pid} for ${lockPath}: ${why}, so a reused PID can't be told from the process that wrote it. Check it (ps -o lstart,args -p ${owner.pid}) and stop it yourself if it is yours.`,
+      { path: lockPath },
+    )
   if (snapshot.kind === 'pid') throw unverified('the file holds a bare PID without a start time')
   const me = selfIdentity()
   if (owner.pid === process.pid) {
@@ -228,7 +239,11 @@ function findHolder(lockPath: string): Holder {
   if (now !== owner.startTime) return { state: 'dead', snapshot, reason: `PID ${owner.pid} now belongs to another process (PID reused)` }
   const untrusted = recordDistrust(snapshot, verdict)
   if (untrusted) {
-    throw new ExitguardError('EUNTRUSTED', `Won't signal PID ${owner.pid} for ${lockPath}: ${untrusted}. If it is not your program, remove ${lockPath}; keep PID files where only their owner can write (docs/threat-model.md).`, { path: lockPath })
+    throw new ExitguardError(
+      'EUNTRUSTED',
+      `Won't signal PID ${owner.pid} for ${lockPath}: ${untrusted}. If it is not your program, remove ${lockPath}; keep PID files where only their owner can write (docs/threat-model.md).`,
+      { path: lockPath },
+    )
   }
   return { state: 'alive', snapshot, reason: verdict.reason }
 }
@@ -248,7 +263,10 @@ function send(lockPath: string, owner: LockOwner, signal: number): boolean {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ESRCH') return false
     if (code === 'EPERM') {
-      throw new ExitguardError('EPERM', `Not permitted to signal PID ${owner.pid}, which holds ${lockPath} (${describeOwner(owner)}): it runs as another user. Run this as that user or as root.`, { path: lockPath, cause: err })
+      throw new ExitguardError('EPERM', `Not permitted to signal PID ${owner.pid}, which holds ${lockPath} (${describeOwner(owner)}): it runs as another user. Run this as that user or as root.`, {
+        path: lockPath,
+        cause: err,
+      })
     }
     throw err
   }

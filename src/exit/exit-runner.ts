@@ -70,7 +70,10 @@ export class ExitRunner {
       if (!isThenable(result)) continue
       const settled = Promise.resolve(result).then(
         () => true,
-        (err: unknown) => (reportError(entry.label, reason, err), true),
+        (err: unknown) => {
+          reportError(entry.label, reason, err)
+          return true
+        },
       )
       if (!(await Promise.race([settled, stop.then(() => false)]))) {
         writeStderr(`exitguard: exit handler "${entry.label}" did not finish on ${reason}: ${stopped.why}`)

@@ -152,7 +152,8 @@ export class ExitRegistry {
 // (two versions in node_modules must not run a handler twice or out of order).
 const kRegistry = Symbol.for('exitguard.exit-registry.v1')
 const globalSlot = globalThis as typeof globalThis & { [kRegistry]?: ExitRegistry }
-const registry: ExitRegistry = (globalSlot[kRegistry] ??= new ExitRegistry())
+globalSlot[kRegistry] ??= new ExitRegistry()
+const registry: ExitRegistry = globalSlot[kRegistry]
 
 /** @internal The shared registry, for the guards. */
 export function exitRegistry(): ExitRegistry {

@@ -27,4 +27,3 @@ export function pipeState(token: string): 'gone' | 'there' {
     return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : 'there'
   }
 }
-

@@ -17,7 +17,8 @@ const slot = globalThis as typeof globalThis & { [kKeeper]?: { keeper: Keeper | 
 /** This thread's keeper, started on first need; null if the `keeper` option is off or none can run. */
 export function threadKeeper(): Keeper | null {
   if (!exitRegistry().options.keeper) return null
-  const state = (slot[kKeeper] ??= { keeper: Keeper.start() })
+  slot[kKeeper] ??= { keeper: Keeper.start() }
+  const state = slot[kKeeper]
   return state.keeper?.alive ? state.keeper : null
 }
 

@@ -26,13 +26,31 @@ export type FieldType = keyof typeof FIELD_TYPES
 /** Each kind of line: its letter, and its fields in order (name, type). */
 export const LINES = {
   /** A temp file or dir: removed (rm -rf) if its (dev, ino, birth time) still match. */
-  T: [['dev', 'uint'], ['ino', 'uint'], ['btime', 'btime'], ['path', 'text']],
+  T: [
+    ['dev', 'uint'],
+    ['ino', 'uint'],
+    ['btime', 'btime'],
+    ['path', 'text'],
+  ],
   /** A PID lock file: unlinked if it is a regular file, (dev, ino) match and it holds the token. */
-  L: [['dev', 'uint'], ['ino', 'uint'], ['token', 'token'], ['path', 'text']],
+  L: [
+    ['dev', 'uint'],
+    ['ino', 'uint'],
+    ['token', 'token'],
+    ['path', 'text'],
+  ],
   /** A command: SIGTERM, SIGKILL after `grace` ms, each while its start time is `start`. */
-  C: [['pid', 'uint'], ['grace', 'uint'], ['start', 'text']],
+  C: [
+    ['pid', 'uint'],
+    ['grace', 'uint'],
+    ['start', 'text'],
+  ],
   /** The process group a command leads (PGID = PID): the same, for the whole group. */
-  G: [['pid', 'uint'], ['grace', 'uint'], ['start', 'text']],
+  G: [
+    ['pid', 'uint'],
+    ['grace', 'uint'],
+    ['start', 'text'],
+  ],
 } as const satisfies Record<string, readonly (readonly [string, FieldType])[]>
 
 export type LineKind = keyof typeof LINES

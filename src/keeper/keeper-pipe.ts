@@ -64,7 +64,11 @@ function openFifo(fifo: string, dir: number | null, shown: string): KeeperPipe {
   // mkfifo gets the directory as its fd 3 and makes the FIFO through it: never by a name someone could swap.
   const made = childProcess().spawnSync('mkfifo', ['-m', '600', dir === null ? fifo : at(3, 'in')], { stdio: dir === null ? 'ignore' : ['ignore', 'ignore', 'ignore', dir], timeout: 10_000 })
   if (made.status !== 0) {
-    throw new ExitguardError(systemCode(made.error, 'ESPAWN'), `Could not make the FIFO ${shown}: mkfifo ${made.error ? `failed (${made.error.message})` : `exited with ${made.status ?? made.signal}`}`, { path: shown })
+    throw new ExitguardError(
+      systemCode(made.error, 'ESPAWN'),
+      `Could not make the FIFO ${shown}: mkfifo ${made.error ? `failed (${made.error.message})` : `exited with ${made.status ?? made.signal}`}`,
+      { path: shown },
+    )
   }
   const opened: number[] = []
   let first: Stats | undefined

@@ -30,15 +30,11 @@ export const KEEPER_SH = [
   'echo $!',
 ].join('\n')
 
-
 /**
  * The main thread's keeper (keeper-start.ts): the same awk, exec'd in place of sh, so the PID
  * spawn returns is the keeper's. Its stdin is already the pipe. The same arguments.
  */
-export const KEEPER_SH_CHILD = [
-  'exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-',
-  'EXITGUARD_KEEPER_WAIT=$6 LC_ALL=C exec awk -v task="$2" -v opid="$3" -v ostart="$4" -v sf="$5" "$1"',
-].join('\n')
+export const KEEPER_SH_CHILD = ['exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-', 'EXITGUARD_KEEPER_WAIT=$6 LC_ALL=C exec awk -v task="$2" -v opid="$3" -v ostart="$4" -v sf="$5" "$1"'].join('\n')
 
 export { KEEPER_AWK } from './keeper-awk.js'
 export { KEEPER_WAIT } from './keeper-wait.js'

@@ -29,4 +29,3 @@ export function keeperStillHolds(owner: LockOwner): string | null {
   if (pid === undefined || !runsAs(pid, keeper.startTime)) return null
   return `PID ${owner.pid} has ended and its keeper (PID ${keeper.pid}) is releasing what it held; the lock is free once it is done`
 }
-

@@ -126,7 +126,8 @@ export class Keeper {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         // Non-blocking: a full pipe means the keeper is behind. It drains in µs.
-        if (code === 'EAGAIN' && (stalled ||= nowMs()) > nowMs() - STALL_MS) {
+        stalled ||= nowMs()
+        if (code === 'EAGAIN' && stalled > nowMs() - STALL_MS) {
           sleepSync(0.1)
           continue
         }
@@ -143,6 +144,8 @@ export class Keeper {
     // Close the descriptor: nothing more to tell it.
     if (this.#handle) this.#handle.destroy()
     else closeSync(this.#fd)
-    writeStderr(`exitguard: the keeper process (PID ${this.pid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.`)
+    writeStderr(
+      `exitguard: the keeper process (PID ${this.pid}) is gone (${why}); from now on this ${this.scope} releases its guards in-process only, so a SIGKILL would leave them to the next run and reapOrphans.`,
+    )
   }
 }

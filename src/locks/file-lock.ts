@@ -223,10 +223,13 @@ export async function acquireFileLock(resource: string, options: FileLockAsyncOp
         clearTimeout(timer)
         rejectWait(signal!.reason)
       }
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolveWait()
-      }, Math.max(0, Math.min(POLL_MS, opts.wait - (Date.now() - started))))
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort)
+          resolveWait()
+        },
+        Math.max(0, Math.min(POLL_MS, opts.wait - (Date.now() - started))),
+      )
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
@@ -348,4 +351,3 @@ function heldMessage(path: string, lockfilePath: string, mtime: Date | null, sta
     `If you are sure no one holds it, remove it: rmdir ${lockfilePath}`
   )
 }
-

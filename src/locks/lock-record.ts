@@ -171,8 +171,11 @@ function parseRecord(path: string, bytes: Buffer, stats: Stats, tooLong: boolean
     return unknown(shown)
   }
   if (
-    record.exitguard !== RECORD_VERSION || record.pid !== pid ||
-    typeof record.hostname !== 'string' || typeof record.token !== 'string' || !/^[\w-]{1,64}$/.test(record.token) ||
+    record.exitguard !== RECORD_VERSION ||
+    record.pid !== pid ||
+    typeof record.hostname !== 'string' ||
+    typeof record.token !== 'string' ||
+    !/^[\w-]{1,64}$/.test(record.token) ||
     typeof record.createdAt !== 'string'
   ) {
     return invalid()
@@ -246,7 +249,11 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
     return { dead: !verdict.alive, reason: verdict.reason, foreign: verdict.foreign }
   }
   if (snapshot.kind === 'unknown') {
-    return { dead: false, foreign: false, reason: `the lock file holds an exitguard record this version can't read (written by a newer version, or longer than ${MAX_RECORD} bytes), so PID ${owner.pid} can't be checked` }
+    return {
+      dead: false,
+      foreign: false,
+      reason: `the lock file holds an exitguard record this version can't read (written by a newer version, or longer than ${MAX_RECORD} bytes), so PID ${owner.pid} can't be checked`,
+    }
   }
   if (snapshot.kind === 'invalid') {
     const age = Date.now() - stats.mtimeMs
@@ -254,7 +261,11 @@ export function judgeSnapshot(snapshot: Snapshot, unreadableGrace: number): Snap
     // back, at a time that can't be known. The grace is for a file caught mid-write, which this
     // is not; counting its age from the future would keep it held until the clock caught up.
     if (age < -FUTURE_SLACK_MS) {
-      return { dead: true, foreign: false, reason: `the lock file holds no valid record and is dated ${Math.round(-age)} ms in the future (the clock was set back since it was written), so its age is unknown` }
+      return {
+        dead: true,
+        foreign: false,
+        reason: `the lock file holds no valid record and is dated ${Math.round(-age)} ms in the future (the clock was set back since it was written), so its age is unknown`,
+      }
     }
     // Clamped: a file's mtime can be a fraction of a ms ahead of Date.now().
     return Math.max(0, age) >= unreadableGrace
@@ -293,7 +304,11 @@ function judgeBarePid(pid: number, stats: Stats): SnapshotVerdict {
     return { dead: false, foreign: false, reason: `PID ${pid} is this process, which holds the lock` }
   }
   if (!inInitialPidNamespace()) {
-    return { dead: false, foreign: true, reason: `held by PID ${pid} in a bare PID file, which names no PID namespace; this process runs in a PID namespace other than the host's (a container), so it can't be checked from here` }
+    return {
+      dead: false,
+      foreign: true,
+      reason: `held by PID ${pid} in a bare PID file, which names no PID namespace; this process runs in a PID namespace other than the host's (a container), so it can't be checked from here`,
+    }
   }
   if (pid === process.pid) {
     return { dead: true, foreign: false, reason: `PID ${pid} is this process, which does not hold the lock: an earlier process had this PID (PID reused)` }
@@ -311,8 +326,7 @@ export function heldByThisProcess(snapshot: Snapshot): boolean {
   const me = selfIdentity()
   if (snapshot.owner.pid !== me.pid) return false
   if (snapshot.kind === 'pid') return openInThisProcess(snapshot.stats)
-  return snapshot.kind === 'record' && onThisMachine(snapshot.owner) && snapshot.owner.startTime === me.startTime &&
-    (snapshot.owner.pidNamespace ?? null) === (me.pidNamespace ?? null)
+  return snapshot.kind === 'record' && onThisMachine(snapshot.owner) && snapshot.owner.startTime === me.startTime && (snapshot.owner.pidNamespace ?? null) === (me.pidNamespace ?? null)
 }
 
 function shorten(command: string): string {

@@ -16,9 +16,11 @@ import { writeStderr } from '../internal/stderr.js'
  * const lock = await acquirePgLock('job', { client }) // a pg.Client fits PgClientLike
  */
 export interface PgClientLike {
+  // biome-ignore lint/suspicious/noExplicitAny: pg's Client returns rows: any[]; unknown[] would not accept it
   query(text: string, values?: unknown[]): Promise<{ rows: any[] }>
   on(event: 'error', listener: (err: Error) => void): unknown
   on(event: 'end', listener: () => void): unknown
+  // biome-ignore lint/suspicious/noExplicitAny: pg's Client declares its listeners this way
   removeListener(event: 'error' | 'end', listener: (...args: any[]) => void): unknown
   host?: string | undefined
   port?: number | undefined
@@ -114,16 +116,12 @@ let pgModule: Promise<PgModule> | undefined
 /** Loads `pg` on first use, so that projects without it never pay for (or fail on) it. */
 function loadPg(): Promise<PgModule> {
   pgModule ??= import('pg').then(
-    (mod: any) => (mod.Client ? mod : mod.default) as PgModule,
+    (mod: PgModule & { default?: PgModule }) => (mod.Client ? mod : mod.default) as PgModule,
     (err: unknown) => {
       pgModule = undefined
       const code = (err as NodeJS.ErrnoException | null)?.code
       if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-        throw new ExitguardError(
-          'ENOPG',
-          'acquirePgLock needs the "pg" package (node-postgres), an optional peer dependency of exitguard: run `npm install pg`.',
-          { cause: err },
-        )
+        throw new ExitguardError('ENOPG', 'acquirePgLock needs the "pg" package (node-postgres), an optional peer dependency of exitguard: run `npm install pg`.', { cause: err })
       }
       throw err
     },
@@ -192,10 +190,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
       await untilAborted(client.connect(), opts.signal, () => client.end().catch(() => {}))
       connected = true
     }
-    const { rows } = await client.query(
-      "SELECT pg_backend_pid() AS pid, current_setting('application_name') AS app, current_database() AS db, set_config('application_name', $1, false)",
-      [appName],
-    )
+    const { rows } = await client.query("SELECT pg_backend_pid() AS pid, current_setting('application_name') AS app, current_database() AS db, set_config('application_name', $1, false)", [appName])
     const session = rows[0] as { pid: number; app: string; db: string }
     if (!own) previousAppName = session.app
     const where = lockLabel(key, lockId, client, session.db)
@@ -203,10 +198,7 @@ export async function acquirePgLock(key: string | bigint, options: PgLockOptions
     if (!own) {
       // Session locks stack: a second acquire on the same connection would succeed, so refuse it.
       const { classid, objid } = pgLockOids(lockId)
-      const mine = await client.query(
-        "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted",
-        [classid, objid],
-      )
+      const mine = await client.query("SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted", [classid, objid])
       if (mine.rows.length > 0) {
         throw new LockHeldError(where, owner, {
           message: `The PostgreSQL advisory lock ${where} is already held on this same connection (session locks stack, so it would not exclude anyone). Release the other PgLock first, or use another connection.`,
@@ -259,10 +251,7 @@ async function takeLock(request: LockRequest): Promise<void> {
   // set_config(..., true) is local to this one-statement transaction, so a caller's client keeps
   // its own lock_timeout afterwards; the FROM clause runs before the lock call.
   const timeout = opts.wait === Infinity ? '0' : `${Math.max(1, Math.round(opts.wait))}ms`
-  const lockQuery = client.query(
-    "SELECT pg_advisory_lock($1::bigint) FROM (SELECT set_config('lock_timeout', $2, true)) AS t",
-    [id, timeout],
-  )
+  const lockQuery = client.query("SELECT pg_advisory_lock($1::bigint) FROM (SELECT set_config('lock_timeout', $2, true)) AS t", [id, timeout])
   const settled = lockQuery.then(
     () => ({ ok: true as const }),
     (error: unknown) => ({ ok: false as const, error }),
@@ -391,7 +380,11 @@ class HeldPgLock extends AsyncGuard implements PgLock {
     if (own) client.connection?.stream?.ref?.()
     try {
       const { rows } = await client.query('SELECT pg_advisory_unlock($1::bigint) AS ok', [this.lockId.toString()]).catch((err: unknown) => {
-        throw new ExitguardError(systemCode(err, 'EIO'), `Could not release the PostgreSQL lock ${where}: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`, { path: where, cause: err })
+        throw new ExitguardError(
+          systemCode(err, 'EIO'),
+          `Could not release the PostgreSQL lock ${where}: ${(err as Error)?.message ?? String(err)}. The server drops it when this process's connection closes.`,
+          { path: where, cause: err },
+        )
       })
       if (rows[0]?.ok !== true) {
         throw new ExitguardError(
@@ -418,10 +411,7 @@ class HeldPgLock extends AsyncGuard implements PgLock {
     this.settle()
     client.removeListener('end', this.#onEnd)
     // Leave #onError attached: more 'error' events may follow on a broken client.
-    const err = new LockCompromisedError(
-      where,
-      `${cause}. PostgreSQL has RELEASED the advisory lock with the session, and any other process can take it now`,
-    )
+    const err = new LockCompromisedError(where, `${cause}. PostgreSQL has RELEASED the advisory lock with the session, and any other process can take it now`)
     if (onCompromised) {
       try {
         onCompromised(err)
@@ -486,7 +476,19 @@ async function readHolder(client: PgClientLike, lockId: bigint): Promise<PgLockO
 }
 
 function unknownOwner(): PgLockOwner {
-  return { pid: 0, hostname: 'unknown', startTime: null, bootId: null, createdAt: '', command: '(released while we looked)', data: null, token: '', backendPid: 0, clientAddr: null, applicationName: '' }
+  return {
+    pid: 0,
+    hostname: 'unknown',
+    startTime: null,
+    bootId: null,
+    createdAt: '',
+    command: '(released while we looked)',
+    data: null,
+    token: '',
+    backendPid: 0,
+    clientAddr: null,
+    applicationName: '',
+  }
 }
 
 function heldMessage(where: string, holder: PgLockOwner | null): string {
@@ -519,7 +521,7 @@ function ownerQuery(owner: LockOwner): string {
 }
 
 function commandLine(): string {
-  const args = process.argv.slice(1).map((a, i) => (i === 0 ? a.split('/').pop() ?? a : a))
+  const args = process.argv.slice(1).map((a, i) => (i === 0 ? (a.split('/').pop() ?? a) : a))
   return ['node', ...args].join(' ').slice(0, 200)
 }
 
@@ -602,7 +604,10 @@ export function parsePgLockUrl(url: string): PgLockUrl {
   }
   const keys = parsed.searchParams.getAll('key')
   if (keys.length !== 1 || !keys[0]) {
-    throw new ExitguardError('ERR_INVALID_ARG_VALUE', `The "url" argument must have exactly one non-empty key parameter (?key=NAME), the lock's name. Received a URL for ${parsed.host}${parsed.pathname} with ${keys.length} key parameters`)
+    throw new ExitguardError(
+      'ERR_INVALID_ARG_VALUE',
+      `The "url" argument must have exactly one non-empty key parameter (?key=NAME), the lock's name. Received a URL for ${parsed.host}${parsed.pathname} with ${keys.length} key parameters`,
+    )
   }
   parsed.searchParams.delete('key')
   return { connectionString: parsed.toString(), key: keys[0] }
@@ -617,8 +622,14 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, o
     }
     signal.addEventListener('abort', abort, { once: true })
     promise.then(
-      (v) => (signal.removeEventListener('abort', abort), resolve(v)),
-      (e: unknown) => (signal.removeEventListener('abort', abort), reject(e)),
+      (v) => {
+        signal.removeEventListener('abort', abort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', abort)
+        reject(e)
+      },
     )
   })
 }
@@ -626,4 +637,3 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, o
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
-

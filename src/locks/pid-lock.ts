@@ -341,9 +341,16 @@ export async function acquirePidLock(path: string, options: PidLockAsyncOptions 
           signal?.removeEventListener('abort', onAbort)
           wake = null
         }
-        const onAbort = () => (done(), rejectWait(signal!.reason))
-        const timer = setTimeout(() => (done(), resolveWait()), Math.min(POLL_MS, left))
-        wake = () => (done(), resolveWait())
+        const onAbort = () => {
+          done()
+          rejectWait(signal!.reason)
+        }
+        const wakeUp = () => {
+          done()
+          resolveWait()
+        }
+        const timer = setTimeout(wakeUp, Math.min(POLL_MS, left))
+        wake = wakeUp
         signal?.addEventListener('abort', onAbort, { once: true })
       })
       result = attempt.try()
@@ -449,10 +456,18 @@ function validate(path: string, options: PidLockOptions, creates = false): Valid
   if (creates) {
     const bytes = Buffer.byteLength(basename(opts.path))
     if (bytes > MAX_LOCK_NAME) {
-      throw invalidArgValue('path', path, `has a file name of ${bytes} bytes; a PID lock's name may take at most ${MAX_LOCK_NAME}, leaving room for the names of the claims a takeover creates beside it`)
+      throw invalidArgValue(
+        'path',
+        path,
+        `has a file name of ${bytes} bytes; a PID lock's name may take at most ${MAX_LOCK_NAME}, leaving room for the names of the claims a takeover creates beside it`,
+      )
     }
     if (opts.pidOnly && !inInitialPidNamespace()) {
-      throw new ExitguardError('EPIDNS', `pidOnly can't be used for ${opts.path} here: this process runs in a PID namespace other than the host's (a container), and a bare PID names no namespace, so a process in another namespace sharing the directory could judge this live lock stale. Drop pidOnly: the full record names its namespace.`, { path: opts.path })
+      throw new ExitguardError(
+        'EPIDNS',
+        `pidOnly can't be used for ${opts.path} here: this process runs in a PID namespace other than the host's (a container), and a bare PID names no namespace, so a process in another namespace sharing the directory could judge this live lock stale. Drop pidOnly: the full record names its namespace.`,
+        { path: opts.path },
+      )
     }
   }
   if (opts.onMessage !== undefined) {
@@ -479,47 +494,54 @@ function validateMode(opts: Validated, path: string): void {
   // messageHolder(path) addresses the one holder of path; which of several would it be?
   if (opts.onMessage !== undefined) throw invalidArgValue(mode, opts[mode], 'cannot be combined with onMessage')
   const bytes = Buffer.byteLength(basename(opts.path)) + `.slot${MAX_SLOTS}`.length
-  if (slots !== undefined && bytes > MAX_LOCK_NAME) throw invalidArgValue('path', path, `has a file name too long for slots: with ".slot${MAX_SLOTS}" it takes ${bytes} bytes, more than ${MAX_LOCK_NAME}`)
+  if (slots !== undefined && bytes > MAX_LOCK_NAME)
+    throw invalidArgValue('path', path, `has a file name too long for slots: with ".slot${MAX_SLOTS}" it takes ${bytes} bytes, more than ${MAX_LOCK_NAME}`)
 }
-
 
 function heldError(opts: Validated, held: Held, started: number): LockHeldError {
   const { snapshot } = held
   const waited = Date.now() - started
   // One refusal, two faces: ELOCKED at once, or ETIMEDOUT after a wait, with the same words.
   const refuse = (message: string, afterWait = `Gave up after waiting ${waited} ms: ${message}`) =>
-    opts.wait > 0
-      ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: afterWait })
-      : new LockHeldError(opts.path, snapshot.owner, { message })
+    opts.wait > 0 ? new LockTimeoutError(opts.path, snapshot.owner, waited, { message: afterWait }) : new LockHeldError(opts.path, snapshot.owner, { message })
   if (opts.slots !== undefined) {
     const holders = slotHolders(opts.path, opts.slots, opts.unreadableGrace)
     return refuse(`All ${opts.slots} slots of the lock ${opts.path} are held: ${holders.join('; ')}. Wait for one to finish (--wait), or raise the number of slots.`)
   }
   if (snapshot.path.startsWith(`${readersDirOf(opts.path)}/`)) {
     const count = readerFiles(opts.path)?.files.length ?? 0
-    return refuse(`The lock ${opts.path} is held shared by ${describeOwner(snapshot.owner)}${count > 1 ? ` and up to ${count - 1} more` : ''}; an exclusive holder waits until every shared one has released it.`)
+    return refuse(
+      `The lock ${opts.path} is held shared by ${describeOwner(snapshot.owner)}${count > 1 ? ` and up to ${count - 1} more` : ''}; an exclusive holder waits until every shared one has released it.`,
+    )
   }
   if (opts.shared && snapshot.kind === 'record' && snapshot.path === opts.path && !heldByThisProcess(snapshot)) {
     return refuse(`The lock ${opts.path} is held exclusively by ${describeOwner(snapshot.owner)}; shared holders wait until it has released it.`)
   }
   if (snapshot.kind === 'invalid') {
     // No PID to name (and "kill 0" would signal the caller's own process group).
-    return refuse(`The lock file ${opts.path} holds no valid record (empty or unreadable, last written ${snapshot.owner.createdAt}). It counts as stale once it is ${opts.unreadableGrace} ms old; if no process uses it, remove it.`)
+    return refuse(
+      `The lock file ${opts.path} holds no valid record (empty or unreadable, last written ${snapshot.owner.createdAt}). It counts as stale once it is ${opts.unreadableGrace} ms old; if no process uses it, remove it.`,
+    )
   }
   if (snapshot.kind === 'unknown') {
-    return refuse(`The lock ${opts.path} holds a record this version of exitguard can't read (from a newer version, or longer than 8 KiB), naming PID ${snapshot.owner.pid} on host ${snapshot.owner.hostname}. This version never judges such a holder dead: wait for it to finish, or, if no process holds the lock, remove the file.`)
+    return refuse(
+      `The lock ${opts.path} holds a record this version of exitguard can't read (from a newer version, or longer than 8 KiB), naming PID ${snapshot.owner.pid} on host ${snapshot.owner.hostname}. This version never judges such a holder dead: wait for it to finish, or, if no process holds the lock, remove the file.`,
+    )
   }
   if (heldByThisProcess(snapshot)) {
     // Not "kill <our own PID>": the holder is a PidLock of this very process.
     // It may be this thread's own PidLock, another thread's, or one a terminated worker left.
     const holder = `this process (another thread or copy of exitguard) since ${snapshot.owner.createdAt}`
-    const advice = 'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.'
+    const advice =
+      'PID locks are not re-entrant: release the first PidLock before taking it again; a worker ended by terminate() with its keeper turned off leaves its locks held until this process exits.'
     return refuse(`The lock ${opts.path} is held by ${holder}. ${advice}`, `Gave up after waiting ${waited} ms: the lock ${opts.path} is still held by ${holder}. ${advice}`)
   }
   // (Not another machine of the same hostname: that one has another boot id.)
   if (held.foreign && onThisMachine(snapshot.owner) && (!snapshot.owner.bootId || snapshot.owner.bootId === selfIdentity().bootId)) {
     // Foreign on this host: another PID namespace (a container), not another host.
-    return refuse(`The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`)
+    return refuse(
+      `The lock ${opts.path} is held by ${describeOwner(snapshot.owner)} in another PID namespace (e.g. another container sharing this directory): that PID can't be checked from here. If the process there is gone, remove ${opts.path} by hand.`,
+    )
   }
   const keeper = held.releasing ? held.reason : null
   if (keeper) {
@@ -529,7 +551,9 @@ function heldError(opts: Validated, held: Held, started: number): LockHeldError 
   const untrusted = recordDistrust(snapshot, { dead: false, foreign: held.foreign, reason: '' })
   if (untrusted) {
     // Not "kill <PID>": the record may be planted, naming someone else's process.
-    return refuse(`The lock ${opts.path} is held according to its file, which names ${describeOwner(snapshot.owner)}, but the record is not trusted: ${untrusted}. Don't signal that process; if it is not your program, remove ${opts.path}, and keep lock files where only you can write (docs/threat-model.md).`)
+    return refuse(
+      `The lock ${opts.path} is held according to its file, which names ${describeOwner(snapshot.owner)}, but the record is not trusted: ${untrusted}. Don't signal that process; if it is not your program, remove ${opts.path}, and keep lock files where only you can write (docs/threat-model.md).`,
+    )
   }
   if (opts.wait > 0) return new LockTimeoutError(opts.path, snapshot.owner, waited)
   return new LockHeldError(opts.path, snapshot.owner, { foreign: held.foreign })
@@ -873,7 +897,6 @@ function locationOf(path: string): { dir: string; name: string } | null {
   return dir ? { dir: `${dir.dev}:${dir.ino}`, name: basename(path) } : null
 }
 
-
 /** Who holds the lock file `path` exclusively, if a live (or unjudgeable) process does. */
 function liveExclusive(path: string, unreadableGrace: number): Held | null {
   const snapshot = readSnapshot(path)
@@ -940,4 +963,3 @@ const watchdog = new (class {
     for (const lock of this.#locks) if (!lock.check()) this.#locks.delete(lock)
   }
 })()
-

@@ -32,7 +32,7 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
     try {
       mkdirSync(dir, { mode: 0o755 })
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, dir, 'create the shared holders\' directory', { dir: true })
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, dir, "create the shared holders' directory", { dir: true })
     }
     try {
       fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
@@ -40,7 +40,7 @@ export function openReadersDir(path: string): { fd: number; at(name: string): st
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOENT' && tries < 20) continue
       if (code === 'ELOOP' || code === 'ENOTDIR') throw unsafe(dir, 'is a symbolic link or not a directory')
-      throw fsError(err, dir, 'open the shared holders\' directory', { dir: true })
+      throw fsError(err, dir, "open the shared holders' directory", { dir: true })
     }
   }
   try {
@@ -115,4 +115,3 @@ function unsafeBecause(stats: { uid: number; mode: number }): string | null {
 function unsafe(dir: string, why: string): ExitguardError {
   return new ExitguardError('EUNSAFE', `The shared holders' directory ${dir} ${why}; exitguard will not use it. Remove it (as its owner or root), or use another lock path.`, { path: dir })
 }
-

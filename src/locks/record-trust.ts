@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, type Stats } from 'node:fs'
 import { basename, dirname, isAbsolute } from 'node:path'
 import { childProcess } from '../builtins.js'
 import { at as atFd, procFdWorks } from '../internal/proc-fd.js'
@@ -89,7 +89,7 @@ function fileDistrust(snapshot: Snapshot): string | null {
   if ((stats.mode & 0o022) !== 0) return `the lock file is writable by others (mode ${(stats.mode & 0o777).toString(8)}), so anyone could have written this record`
   if (stats.nlink > 1) return `the lock file has ${stats.nlink} links, so it may be another lock's record linked here`
   if (snapshot.kind !== 'record') return null
-  if (!owner.location) return 'the record does not say which lock it was written for (an older exitguard), so it can\'t be told from a record moved here'
+  if (!owner.location) return "the record does not say which lock it was written for (an older exitguard), so it can't be told from a record moved here"
   if (!writtenFor(path, owner.location, owner.token)) {
     return `the record was written for another lock (${shown(owner.location.name)} in directory ${owner.location.dir}) and was moved or linked here`
   }
@@ -132,13 +132,14 @@ function pathDistrust(path: string, writerUid: number | null): string | null {
   for (const start of [dirname(path), real]) {
     for (let dir = start; !seen.has(dir); dir = dirname(dir)) {
       seen.add(dir)
-      let stats
+      let stats: Stats
       try {
         stats = lstatSync(dir)
       } catch (err) {
         return `the directory ${dir} on its path can't be checked (${(err as NodeJS.ErrnoException).code})`
       }
-      if (stats.uid !== writerUid && stats.uid !== 0) return `${stats.isSymbolicLink() ? 'the symlink' : 'the directory'} ${dir} on its path belongs to uid ${stats.uid}, who can change what the path leads to`
+      if (stats.uid !== writerUid && stats.uid !== 0)
+        return `${stats.isSymbolicLink() ? 'the symlink' : 'the directory'} ${dir} on its path belongs to uid ${stats.uid}, who can change what the path leads to`
       // Group- or world-writable without the sticky bit: anyone there can rename entries over it.
       if (!stats.isSymbolicLink() && (stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0) {
         return `the directory ${dir} on its path (mode ${(stats.mode & 0o7777).toString(8)}) lets other users replace entries in it (no sticky bit)`
@@ -147,7 +148,6 @@ function pathDistrust(path: string, writerUid: number | null): string | null {
   }
   return null
 }
-
 
 /** The owner of a file as `fstat` gave it, or null where the OS has no uids (Windows). */
 export function writerOf(stats: { uid: number }): number | null {
@@ -229,4 +229,3 @@ export function removeDeadSocket(owner: { token: string; socket?: string | null 
     checked.close()
   }
 }
-

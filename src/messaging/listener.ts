@@ -168,8 +168,14 @@ export class Listener extends Guard {
       this.#pending.delete(socket)
       if (this.#connections.delete(socket)) this.#next()
     })
-    if (this.#connections.size < this.opts.maxConnections) return this.#serve(socket)
-    if (this.#pending.size < this.opts.maxPending) return void this.#pending.add(socket)
+    if (this.#connections.size < this.opts.maxConnections) {
+      this.#serve(socket)
+      return
+    }
+    if (this.#pending.size < this.opts.maxPending) {
+      this.#pending.add(socket)
+      return
+    }
     socket.end(errorFrame('EBUSY', `the holder is serving ${this.opts.maxConnections} connections with ${this.opts.maxPending} more waiting; try again`))
     // Read (and drop) what it sends, so its EOF is seen and it closes when the sender does:
     // paused, it stayed open until the deadline. Not closed at once: the sender's own write
@@ -181,7 +187,9 @@ export class Listener extends Guard {
   #next(): void {
     for (const socket of this.#pending) {
       this.#pending.delete(socket)
-      if (!socket.destroyed) return this.#serve(socket)
+      if (socket.destroyed) continue
+      this.#serve(socket)
+      return
     }
   }
 

@@ -7,7 +7,7 @@ import { describeOwner, shown, type LockOwner } from '../owner.js'
 import { readPidLock, type PidLockTaken } from '../locks/pid-lock.js'
 import { judgeSnapshot, readSnapshot, UNREADABLE_GRACE } from '../locks/lock-record.js'
 import { checkSocket, type CheckedSocket } from '../locks/record-trust.js'
-import { DEFAULT_MAX_BYTES, FrameError, FrameReader, frameOf, toJson } from './frame.js'
+import { DEFAULT_MAX_BYTES, type FrameError, FrameReader, frameOf, toJson } from './frame.js'
 import { ENVELOPE_BYTES } from './listener.js'
 import { MessageError } from './message-error.js'
 import type { AbortSignalLike } from '../abort-signal-like.js'
@@ -50,7 +50,8 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options)
   const opts = { ...sendDefaults, ...definedOnly(options) }
   if (typeof opts.timeout !== 'number' || !(opts.timeout > 0) || opts.timeout > 2 ** 31 - 1) throw invalidArgValue('timeout', opts.timeout, 'must be a number of milliseconds from 1 to 2147483647')
-  if (typeof opts.maxBytes !== 'number' || !Number.isInteger(opts.maxBytes) || opts.maxBytes < 1 || opts.maxBytes > 2 ** 31) throw invalidArgValue('maxBytes', opts.maxBytes, 'must be a whole number from 1 to 2147483648')
+  if (typeof opts.maxBytes !== 'number' || !Number.isInteger(opts.maxBytes) || opts.maxBytes < 1 || opts.maxBytes > 2 ** 31)
+    throw invalidArgValue('maxBytes', opts.maxBytes, 'must be a whole number from 1 to 2147483648')
   if (opts.holderUid !== undefined && !(Number.isInteger(opts.holderUid) && opts.holderUid >= 0)) throw invalidArgValue('holderUid', opts.holderUid, 'must be a uid (a whole number >= 0)')
   const { signal } = opts
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
@@ -71,7 +72,11 @@ export async function messageHolder(path: string, message: unknown, options: Mes
   const me = process.getuid?.()
   const { fileOwner } = status
   if (me !== undefined && fileOwner !== null && fileOwner !== me && fileOwner !== 0 && fileOwner !== opts.holderUid) {
-    throw untrustedError(lockPath, owner, `the lock file belongs to uid ${fileOwner}, neither to you (uid ${me}) nor to root, so another user holds ${lockPath}; to message that user's holder anyway, pass holderUid: ${fileOwner} (exitguard send --holder-uid ${fileOwner})`)
+    throw untrustedError(
+      lockPath,
+      owner,
+      `the lock file belongs to uid ${fileOwner}, neither to you (uid ${me}) nor to root, so another user holds ${lockPath}; to message that user's holder anyway, pass holderUid: ${fileOwner} (exitguard send --holder-uid ${fileOwner})`,
+    )
   }
   if (!owner.socket) {
     throw new MessageError('ENOLISTENER', lockPath, `The lock ${lockPath} is held by ${describeOwner(owner)}, which does not listen for messages (it was not started with onMessage).`, owner)
@@ -81,7 +86,8 @@ export async function messageHolder(path: string, message: unknown, options: Mes
     // Checked before every connection, against the lock file's owner: never a socket of someone else's choosing.
     const socket = checkSocket(owner, status.fileOwner)
     if (typeof socket === 'object' && 'untrusted' in socket) throw untrustedError(lockPath, owner, socket.untrusted)
-    const outcome = socket === 'none' ? { kind: 'refused' as const } : socket === 'denied' ? { kind: 'denied' as const } : await exchangeClosing(socket, frame, opts.maxBytes + ENVELOPE_BYTES, deadline, signal)
+    const outcome =
+      socket === 'none' ? { kind: 'refused' as const } : socket === 'denied' ? { kind: 'denied' as const } : await exchangeClosing(socket, frame, opts.maxBytes + ENVELOPE_BYTES, deadline, signal)
     switch (outcome.kind) {
       case 'reply':
         return outcome.value
@@ -92,11 +98,27 @@ export async function messageHolder(path: string, message: unknown, options: Mes
       case 'busy':
         break
       case 'timeout':
-        throw new MessageError('ETIMEDOUT', lockPath, `No reply from ${describeOwner(owner)} within ${opts.timeout} ms (the timeout option). It may be busy or blocked; try again or raise the timeout.`, owner)
+        throw new MessageError(
+          'ETIMEDOUT',
+          lockPath,
+          `No reply from ${describeOwner(owner)} within ${opts.timeout} ms (the timeout option). It may be busy or blocked; try again or raise the timeout.`,
+          owner,
+        )
       case 'refused':
-        throw await afterFailure(lockPath, owner, deadline, 'ENOLISTENER', `The lock ${lockPath} is held by ${describeOwner(owner)}, but nothing answers on its socket ${shown(owner.socket)} (it may be shutting down).`)
+        throw await afterFailure(
+          lockPath,
+          owner,
+          deadline,
+          'ENOLISTENER',
+          `The lock ${lockPath} is held by ${describeOwner(owner)}, but nothing answers on its socket ${shown(owner.socket)} (it may be shutting down).`,
+        )
       case 'denied':
-        throw new MessageError('EACCES', lockPath, `Permission denied on the message socket ${shown(owner.socket)}: only the holder's user (${socketOwner(owner.socket)}) and root can message ${describeOwner(owner)}.`, owner)
+        throw new MessageError(
+          'EACCES',
+          lockPath,
+          `Permission denied on the message socket ${shown(owner.socket)}: only the holder's user (${socketOwner(owner.socket)}) and root can message ${describeOwner(owner)}.`,
+          owner,
+        )
       case 'closed':
         throw await afterFailure(lockPath, owner, deadline, 'ENOREPLY', `${describeOwner(owner)} closed the connection without a whole reply (${outcome.detail}).`)
     }
@@ -125,7 +147,12 @@ function liveHolder(lockPath: string): PidLockTaken<'held'> {
 }
 
 function untrustedError(lockPath: string, owner: LockOwner, why: string): MessageError {
-  return new MessageError('EUNTRUSTED', lockPath, `Not sent to the holder of ${lockPath} (${describeOwner(owner)}): the record is not trusted: ${why}. If it is not your program's, remove ${lockPath} (docs/threat-model.md).`, owner)
+  return new MessageError(
+    'EUNTRUSTED',
+    lockPath,
+    `Not sent to the holder of ${lockPath} (${describeOwner(owner)}): the record is not trusted: ${why}. If it is not your program's, remove ${lockPath} (docs/threat-model.md).`,
+    owner,
+  )
 }
 
 /** `exchange` over a checked socket, whose directory stays open until the connection has settled. */
@@ -167,7 +194,6 @@ function replyCode(code: string): ExitguardErrorCode {
   return (['ENOTHELD', 'ETOOBIG', 'EBADMSG', 'EHANDLER'] as const).find((known) => known === code) ?? 'EBADMSG'
 }
 
-
 /** How long a holder that broke a connection off gets to show up as dead (its teardown); past it: ENOREPLY. */
 const DEATH_GRACE_MS = 500
 
@@ -179,11 +205,7 @@ function socketOwner(socketPath: string): string {
   }
 }
 
-type Outcome =
-  | { kind: 'reply'; value: unknown }
-  | { kind: 'remote-error'; code: string; message: string }
-  | { kind: 'busy' | 'timeout' | 'refused' | 'denied' }
-  | { kind: 'closed'; detail: string }
+type Outcome = { kind: 'reply'; value: unknown } | { kind: 'remote-error'; code: string; message: string } | { kind: 'busy' | 'timeout' | 'refused' | 'denied' } | { kind: 'closed'; detail: string }
 
 /** One connection: send the frame, read one reply frame. Never rejects but for an abort. */
 function exchange(socketPath: string, frame: Buffer, maxReply: number, deadline: number, signal: AbortSignalLike | undefined): Promise<Outcome> {

@@ -53,13 +53,21 @@ export function ensurePrivateDir(dir: string, repair: boolean): void {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ELOOP' || code === 'ENOTDIR') {
       const link = code === 'ELOOP' || isSymlink(dir) // Linux says ENOTDIR for a symlink under O_DIRECTORY
-      throw new ExitguardError('EUNSAFE', `The socket directory ${dir} is ${link ? 'a symbolic link' : 'not a directory'}; exitguard will not put a socket there. Remove it, or choose another directory with the socketDir option.`, { path: dir })
+      throw new ExitguardError(
+        'EUNSAFE',
+        `The socket directory ${dir} is ${link ? 'a symbolic link' : 'not a directory'}; exitguard will not put a socket there. Remove it, or choose another directory with the socketDir option.`,
+        { path: dir },
+      )
     }
     // Another user's private directory can't even be opened: it is not ours, which is what matters.
     const uid = process.getuid?.()
     const theirs = (code === 'EACCES' || code === 'EPERM') && uid !== undefined ? lstatSync(dir, { throwIfNoEntry: false }) : undefined
     if (theirs && theirs.uid !== uid) {
-      throw new ExitguardError('EUNSAFE', `The socket directory ${dir} belongs to uid ${theirs.uid}, not to this user (uid ${uid}); another user could read or replace the socket. Remove it (as its owner or root), or choose another directory with the socketDir option.`, { path: dir })
+      throw new ExitguardError(
+        'EUNSAFE',
+        `The socket directory ${dir} belongs to uid ${theirs.uid}, not to this user (uid ${uid}); another user could read or replace the socket. Remove it (as its owner or root), or choose another directory with the socketDir option.`,
+        { path: dir },
+      )
     }
     throw fsError(err, dir, 'open the socket directory', { dir: true })
   }
@@ -67,11 +75,19 @@ export function ensurePrivateDir(dir: string, repair: boolean): void {
     const stats = fstatSync(fd)
     const uid = process.getuid?.()
     if (uid !== undefined && stats.uid !== uid) {
-      throw new ExitguardError('EUNSAFE', `The socket directory ${dir} belongs to uid ${stats.uid}, not to this user (uid ${uid}); another user could read or replace the socket. Remove it (as its owner or root), or choose another directory with the socketDir option.`, { path: dir })
+      throw new ExitguardError(
+        'EUNSAFE',
+        `The socket directory ${dir} belongs to uid ${stats.uid}, not to this user (uid ${uid}); another user could read or replace the socket. Remove it (as its owner or root), or choose another directory with the socketDir option.`,
+        { path: dir },
+      )
     }
     if ((stats.mode & 0o077) !== 0) {
       if (!repair) {
-        throw new ExitguardError('EUNSAFE', `The socket directory ${dir} has mode ${(stats.mode & 0o777).toString(8)}: other users can enter it and connect. Make it private (chmod 700 ${dir}) or choose another directory.`, { path: dir })
+        throw new ExitguardError(
+          'EUNSAFE',
+          `The socket directory ${dir} has mode ${(stats.mode & 0o777).toString(8)}: other users can enter it and connect. Make it private (chmod 700 ${dir}) or choose another directory.`,
+          { path: dir },
+        )
       }
       fchmodSync(fd, 0o700)
     }
@@ -85,7 +101,11 @@ export function socketPathFor(dir: string, token: string): string {
   if (process.platform === 'win32') return `\\\\.\\pipe\\exitguard-${token}`
   const path = join(dir, `${token}.sock`)
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-    throw new ExitguardError('ENAMETOOLONG', `The socket path ${path} is ${Buffer.byteLength(path)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH} here. Choose a shorter socketDir (the default is ${defaultSocketDir()}).`, { path })
+    throw new ExitguardError(
+      'ENAMETOOLONG',
+      `The socket path ${path} is ${Buffer.byteLength(path)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH} here. Choose a shorter socketDir (the default is ${defaultSocketDir()}).`,
+      { path },
+    )
   }
   return path
 }

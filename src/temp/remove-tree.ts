@@ -286,10 +286,14 @@ class WalkError extends Error {
 }
 
 function failure(errCode: string | undefined, shown: string, cause: unknown): WalkError {
-  const why = typeof cause === 'string' ? cause
-    : errCode === 'EACCES' || errCode === 'EPERM' ? 'permission denied'
-      : errCode === 'EROFS' ? 'the file system is read-only'
-        : (cause as Error).message.replace(/, \w+ '\/proc\/self\/fd\/.*$/, '')
+  const why =
+    typeof cause === 'string'
+      ? cause
+      : errCode === 'EACCES' || errCode === 'EPERM'
+        ? 'permission denied'
+        : errCode === 'EROFS'
+          ? 'the file system is read-only'
+          : (cause as Error).message.replace(/, \w+ '\/proc\/self\/fd\/.*$/, '')
   return new WalkError(errCode ?? 'EIO', shown, why)
 }
 

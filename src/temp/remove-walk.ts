@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, readdirSync, rmdirSync, unlinkSync, type BigIntStats, type Stats } from 'node:fs'
+import { chmodSync, lstatSync, readdirSync, rmdirSync, unlinkSync, type BigIntStats, type Dirent, type Stats } from 'node:fs'
 import { join } from 'node:path'
 
 // Windows removal of a temp dir: no /proc, no rm(1), and Node has no openat there,
@@ -35,7 +35,7 @@ export function removeTreeByPath(path: string, check: (stats: Stats) => void): b
 /** Empties the directory at `path` (identity `key`), then removes it. `inside`: it may be made writable. */
 function emptyAndRemove(path: string, key: string, inside: boolean): void {
   for (let pass = 1; ; pass++) {
-    let names
+    let names: Dirent[]
     try {
       names = readdirSync(path, { withFileTypes: true })
     } catch (err) {
@@ -53,7 +53,8 @@ function emptyAndRemove(path: string, key: string, inside: boolean): void {
     } catch (err) {
       const c = code(err)
       if (c === 'ENOENT') return
-      if ((c === 'EPERM' || c === 'EACCES') && inside && pass === 1) chmodSync(path, 0o700) // read-only attribute
+      if ((c === 'EPERM' || c === 'EACCES') && inside && pass === 1)
+        chmodSync(path, 0o700) // read-only attribute
       else if ((c === 'ENOTEMPTY' || c === 'EEXIST') && pass < PASSES) continue
       else throw err
     }
@@ -82,7 +83,8 @@ function removeEntry(path: string, listedAsLink: boolean): void {
     const again = lstatSync(path, { bigint: true, throwIfNoEntry: false })
     if (!again) return
     if (!again.isDirectory() || again.isSymbolicLink()) throw Object.assign(new Error(`${path} kept changing between a file and a directory; it was left alone`), { code: 'EBUSY' })
-    return emptyAndRemove(path, keyOf(again), true)
+    emptyAndRemove(path, keyOf(again), true)
+    return
   }
   emptyAndRemove(path, keyOf(stats), true)
 }

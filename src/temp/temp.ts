@@ -343,17 +343,19 @@ export function tempFileSync(options?: TempFileOptions): TempFile {
  */
 export async function tempFile(options?: TempFileOptions): Promise<TempFile> {
   const o = resolveOptions(options, 0o600)
-  return createAsync(o, (name) =>
-    new Promise<TempFile>((resolve, reject) => {
-      tmp().file(tmpOptions(o, name), (err, path, fd) => {
-        if (err) return reject(err)
-        try {
-          resolve(new TempFile(path, o.fd ? fd : null, fileIdentity(fd, o.fd), o.keep))
-        } catch (e) {
-          reject(e)
-        }
-      })
-    }),
+  return createAsync(
+    o,
+    (name) =>
+      new Promise<TempFile>((resolve, reject) => {
+        tmp().file(tmpOptions(o, name), (err, path, fd) => {
+          if (err) return reject(err)
+          try {
+            resolve(new TempFile(path, o.fd ? fd : null, fileIdentity(fd, o.fd), o.keep))
+          } catch (e) {
+            reject(e)
+          }
+        })
+      }),
   )
 }
 
@@ -383,17 +385,19 @@ export function tempDirSync(options?: TempDirOptions): TempDir {
  */
 export async function tempDir(options?: TempDirOptions): Promise<TempDir> {
   const o = resolveOptions(options, 0o700)
-  return createAsync(o, (name) =>
-    new Promise<TempDir>((resolve, reject) => {
-      tmp().dir(tmpOptions(o, name), (err, path) => {
-        if (err) return reject(err)
-        try {
-          resolve(new TempDir(path, dirIdentity(path), o.keep))
-        } catch (e) {
-          reject(e)
-        }
-      })
-    }),
+  return createAsync(
+    o,
+    (name) =>
+      new Promise<TempDir>((resolve, reject) => {
+        tmp().dir(tmpOptions(o, name), (err, path) => {
+          if (err) return reject(err)
+          try {
+            resolve(new TempDir(path, dirIdentity(path), o.keep))
+          } catch (e) {
+            reject(e)
+          }
+        })
+      }),
   )
 }
 
@@ -438,7 +442,10 @@ function using<G extends TempGuard, T>(guard: G, fn: (guard: G) => T): T {
   }
   if (result instanceof Promise || typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
     return Promise.resolve(result).then(
-      (value) => (guard.remove(), value),
+      (value) => {
+        guard.remove()
+        return value
+      },
       (err: unknown) => {
         removeAfterError(guard)
         throw err

@@ -24,7 +24,9 @@ try {
   const node = time(process.execPath, ['-e', ''])
   const wrapped = time(process.execPath, [bin, 'run', '--lock', lock, '--', 'true'])
   const withTmp = time(process.execPath, [bin, 'run', '--lock', lock, '--tmpdir', '--', 'true'])
-  console.log(`cli: median of 10: true ${bare.toFixed(1)} ms, node -e '' ${node.toFixed(1)} ms, exitguard run -- true ${wrapped.toFixed(1)} ms (+${(wrapped - bare).toFixed(1)} ms), with --tmpdir ${withTmp.toFixed(1)} ms`)
+  console.log(
+    `cli: median of 10: true ${bare.toFixed(1)} ms, node -e '' ${node.toFixed(1)} ms, exitguard run -- true ${wrapped.toFixed(1)} ms (+${(wrapped - bare).toFixed(1)} ms), with --tmpdir ${withTmp.toFixed(1)} ms`,
+  )
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

@@ -25,9 +25,12 @@ async function child() {
     for (let i = 0; i < Number(count); i++) tempFileSync({ dir })
   }
   const stamp = () => process.stdout.write(`end ${performance.timeOrigin + performance.now()}\n`)
-  if (how === 'natural') stamp() // the program's last line; the event loop then drains
-  else if (how === 'exit') (stamp(), process.exit(0))
-  else {
+  if (how === 'natural')
+    stamp() // the program's last line; the event loop then drains
+  else if (how === 'exit') {
+    stamp()
+    process.exit(0)
+  } else {
     // Signalled by the parent after this line; keep the loop alive until then.
     setInterval(() => {}, 1000)
     stamp()
@@ -63,7 +66,7 @@ async function parent() {
         resolve({ ms: ended - started, left })
       })
     })
-}
+  }
 
   console.log(`temp files under ${base}; ${COUNT} live files; median of ${ROUNDS} interleaved runs`)
   console.log('   path      exitguard ms (left)   tmp ms (left)   exitguard/tmp')

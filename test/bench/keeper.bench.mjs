@@ -56,7 +56,9 @@ async function main() {
       first[mode].push(Number(r.stdout))
     }
   }
-  console.log(`first guard (tempFileSync): without keeper median ${ms(median(first.off))}, with keeper median ${ms(median(first.on))} (+${ms(median(first.on) - median(first.off))}: the keeper's start)`)
+  console.log(
+    `first guard (tempFileSync): without keeper median ${ms(median(first.off))}, with keeper median ${ms(median(first.on))} (+${ms(median(first.on) - median(first.off))}: the keeper's start)`,
+  )
 
   // 3. Per guard, in this process: without the keeper first, then with it.
   const N = 1e4

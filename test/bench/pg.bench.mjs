@@ -45,7 +45,11 @@ try {
     const t1 = performance.now()
     await lock.release()
     const t2 = performance.now()
-    if (i >= 20) (withConnect.push(t2 - t0), acquireOnly.push(t1 - t0), releaseOnly.push(t2 - t1))
+    if (i >= 20) {
+      withConnect.push(t2 - t0)
+      acquireOnly.push(t1 - t0)
+      releaseOnly.push(t2 - t1)
+    }
   }
   stats('acquire (new connection)', acquireOnly)
   stats('release (unlock + close)', releaseOnly)

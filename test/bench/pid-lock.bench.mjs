@@ -56,7 +56,9 @@ const best = (xs) => Math.max(...xs)
 const ours = opsPerSecond.exitguard
 console.log(`uncontended acquire + release in ${dir} (best of 12 alternating rounds of 200 ms; median in brackets):`)
 for (const [name, xs] of Object.entries(opsPerSecond)) {
-  console.log(`  ${name.padEnd(54)} ${Math.round(best(xs)).toString().padStart(7)} ops/s (${Math.round(median(xs))})   exitguard / this = ${(best(ours) / best(xs)).toFixed(2)} (${(median(ours) / median(xs)).toFixed(2)})`)
+  console.log(
+    `  ${name.padEnd(54)} ${Math.round(best(xs)).toString().padStart(7)} ops/s (${Math.round(median(xs))})   exitguard / this = ${(best(ours) / best(xs)).toFixed(2)} (${(median(ours) / median(xs)).toFixed(2)})`,
+  )
 }
 
 function start(lib, role) {
@@ -66,8 +68,7 @@ function start(lib, role) {
   let buffer = ''
   proc.stdout.setEncoding('utf8').on('data', (chunk) => {
     buffer += chunk
-    let i
-    while ((i = buffer.indexOf('\n')) !== -1) {
+    for (let i = buffer.indexOf('\n'); i !== -1; i = buffer.indexOf('\n')) {
       const line = buffer.slice(0, i)
       buffer = buffer.slice(i + 1)
       lines.push(line)
@@ -79,7 +80,12 @@ function start(lib, role) {
     for (;;) {
       const found = lines.find((l) => l.startsWith(prefix))
       if (found) return found
-      await Promise.race([new Promise((r) => waiters.push(r)), exited.then(() => { throw new Error(`${lib} ${role} exited before "${prefix}"`) })])
+      await Promise.race([
+        new Promise((r) => waiters.push(r)),
+        exited.then(() => {
+          throw new Error(`${lib} ${role} exited before "${prefix}"`)
+        }),
+      ])
     }
   }
   return { proc, line, exited }
@@ -127,8 +133,15 @@ for (const lib of ['exitguard', 'exitguard-shared', 'exitguard-behind-shared', '
   const times = []
   for (let i = 0; i < 25; i++) times.push(await handover(lib, 'release'))
   byMode[lib] = median(times)
-  const label = { exitguard: 'exclusive behind exclusive', 'exitguard-shared': 'shared behind exclusive', 'exitguard-behind-shared': 'exclusive behind shared', 'exitguard-slot': 'slot behind slot (slots: 1)' }[lib]
-  console.log(`  ${label.padEnd(30)} median ${median(times).toFixed(1).padStart(6)} ms   p95 ${p95(times).toFixed(1).padStart(6)} ms   this / exclusive = ${(median(times) / byMode.exitguard).toFixed(2)}`)
+  const label = {
+    exitguard: 'exclusive behind exclusive',
+    'exitguard-shared': 'shared behind exclusive',
+    'exitguard-behind-shared': 'exclusive behind shared',
+    'exitguard-slot': 'slot behind slot (slots: 1)',
+  }[lib]
+  console.log(
+    `  ${label.padEnd(30)} median ${median(times).toFixed(1).padStart(6)} ms   p95 ${p95(times).toFixed(1).padStart(6)} ms   this / exclusive = ${(median(times) / byMode.exitguard).toFixed(2)}`,
+  )
 }
 
 // A fresh process finding a stale lock: how long its acquire call takes (the takeover itself).

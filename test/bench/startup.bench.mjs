@@ -87,9 +87,15 @@ try {
   }
   if (flock) cases['flock X true'] = ['flock', [join(dir, 'flock.lock'), 'true']]
   const cli = interleaved(cases)
-  console.log(`   true ${cli.true.toFixed(1)} ms, node -e 0 ${cli['node -e 0'].toFixed(1)} ms, exitguard run ${cli['exitguard run'].toFixed(1)} ms` + (flock ? `, flock X true ${cli['flock X true'].toFixed(1)} ms` : ' (no flock here)'))
+  console.log(
+    `   true ${cli.true.toFixed(1)} ms, node -e 0 ${cli['node -e 0'].toFixed(1)} ms, exitguard run ${cli['exitguard run'].toFixed(1)} ms` +
+      (flock ? `, flock X true ${cli['flock X true'].toFixed(1)} ms` : ' (no flock here)'),
+  )
   console.log(`   exitguard run --no-keeper over node -e 0: +${(cli['--no-keeper'] - cli['node -e 0']).toFixed(1)} ms`)
-  console.log(`   exitguard run over node -e 0: +${(cli['exitguard run'] - cli['node -e 0']).toFixed(1)} ms (goal <= +25 ms)` + (flock ? `; flock over true: +${(cli['flock X true'] - cli.true).toFixed(1)} ms` : ''))
+  console.log(
+    `   exitguard run over node -e 0: +${(cli['exitguard run'] - cli['node -e 0']).toFixed(1)} ms (goal <= +25 ms)` +
+      (flock ? `; flock over true: +${(cli['flock X true'] - cli.true).toFixed(1)} ms` : ''),
+  )
 } finally {
   rmSync(dir, { recursive: true, force: true })
   rmSync(emptyDir, { recursive: true, force: true })

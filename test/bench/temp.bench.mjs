@@ -71,8 +71,11 @@ for (const lib of Object.keys(libs)) createAllRemoveAll(lib, 2000)
 for (const n of [1e3, 1e4, 1e5]) {
   for (const lib of Object.keys(libs)) {
     const r = createAllRemoveAll(lib, n)
-    ;(results[lib] ??= {})[n] = r.total
-    console.log(`   ${lib.padEnd(10)} ${String(n).padEnd(8)} ${r.total.toFixed(0).padStart(8)} ${r.create.toFixed(0).padStart(10)} ${r.remove.toFixed(0).padStart(10)} ${((r.total * 1000) / n).toFixed(1).padStart(8)}`)
+    results[lib] ??= {}
+    results[lib][n] = r.total
+    console.log(
+      `   ${lib.padEnd(10)} ${String(n).padEnd(8)} ${r.total.toFixed(0).padStart(8)} ${r.create.toFixed(0).padStart(10)} ${r.remove.toFixed(0).padStart(10)} ${((r.total * 1000) / n).toFixed(1).padStart(8)}`,
+    )
   }
 }
 for (const lib of Object.keys(libs)) {

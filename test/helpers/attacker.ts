@@ -55,7 +55,9 @@ export function startAttacker(bin: string, timeout = 600_000): Attacker {
   const rl = createInterface({ input: child.stdout! })
   rl.on('line', (line) => (waiters.length ? waiters.shift()!(line) : lines.push(line)))
   const closed = new Promise<void>((resolve) => child.on('close', () => resolve()))
-  void closed.then(() => waiters.splice(0).forEach((w) => w(null)))
+  void closed.then(() => {
+    for (const w of waiters.splice(0)) w(null)
+  })
   const next = () => (lines.length ? Promise.resolve(lines.shift()!) : new Promise<string | null>((resolve) => waiters.push(resolve)))
   const expectLine = async (want: string) => {
     const line = await next()
@@ -76,4 +78,3 @@ export function startAttacker(bin: string, timeout = 600_000): Attacker {
     },
   }
 }
-

@@ -20,7 +20,9 @@ export function findPgBin() {
   // Debian keeps them off PATH, one directory per major version: take the newest.
   const base = '/usr/lib/postgresql'
   if (existsSync(base)) {
-    const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a))
+    const versions = readdirSync(base)
+      .filter((v) => existsSync(join(base, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a))
     if (versions[0]) return join(base, versions[0], 'bin')
   }
   return null
@@ -88,7 +90,10 @@ export async function startPgServer({ log = (m) => process.stderr.write(m + '\n'
     if (stopped) return
     stopped = true
     // Immediate: the tests are done, and a smart shutdown would wait for stray sessions.
-    spawnSync(asUser[0] ?? join(bin, 'pg_ctl'), [...asUser.slice(1), ...(asUser.length ? [join(bin, 'pg_ctl')] : []), '-D', data, '-m', 'immediate', '-w', 'stop'], { stdio: 'ignore', timeout: 60_000 })
+    spawnSync(asUser[0] ?? join(bin, 'pg_ctl'), [...asUser.slice(1), ...(asUser.length ? [join(bin, 'pg_ctl')] : []), '-D', data, '-m', 'immediate', '-w', 'stop'], {
+      stdio: 'ignore',
+      timeout: 60_000,
+    })
     rmSync(dir, { recursive: true, force: true })
   }
   try {

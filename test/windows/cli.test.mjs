@@ -43,19 +43,27 @@ test('status: free 0, held 1, stale 2 (holder killed)', async () => {
   assert.match(stale.stdout, /^stale:/)
 })
 
-test('reap: a killed run\'s lock and temp dir go', async () => {
+test("reap: a killed run's lock and temp dir go", async () => {
   const dir = scratch() // its own: reap looks at everything in it
   const lock = join(dir, 'reap-me.pid')
-  const child = await startReady([script(dir, 'leave.mjs', `
+  const child = await startReady([
+    script(
+      dir,
+      'leave.mjs',
+      `
 eg.acquirePidLockSync(${JSON.stringify(lock)})
 const d = eg.tempDirSync({ dir: ${JSON.stringify(dir)}, prefix: 'left-' }); fs.writeFileSync(d.path + '/f', 'f')
-fs.writeSync(1, d.path + '\\nready\\n'); setInterval(() => {}, 1000)`)])
+fs.writeSync(1, d.path + '\\nready\\n'); setInterval(() => {}, 1000)`,
+    ),
+  ])
   const tmp = child.output().out.split(/\r?\n/)[0]
   child.kill()
   await exited(child)
   const r = cli(['reap', dir, '--json'])
   assert.equal(r.status, 0, r.stderr)
-  const paths = JSON.parse(r.stdout).entries.map((e) => e.path).sort()
+  const paths = JSON.parse(r.stdout)
+    .entries.map((e) => e.path)
+    .sort()
   assert.deepEqual(paths, [lock, tmp].sort())
   assert.equal(existsSync(lock) || existsSync(tmp), false)
 })

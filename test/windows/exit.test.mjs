@@ -37,7 +37,9 @@ test('an async handler is awaited on natural end', () => {
 // TerminateProcess. The process runs nothing; the exit code is 1 (docs/platforms.md).
 for (const signal of ['SIGTERM', 'SIGINT']) {
   test(`process.kill(pid, '${signal}') terminates at once: no handler runs`, async () => {
-    const child = await startReady([script(dir, `killed-${signal}.mjs`, handlers + `process.on('${signal}', () => fs.writeSync(1, 'listener\\n')); fs.writeSync(1, 'ready\\n'); setInterval(() => {}, 1000)`)])
+    const child = await startReady([
+      script(dir, `killed-${signal}.mjs`, handlers + `process.on('${signal}', () => fs.writeSync(1, 'listener\\n')); fs.writeSync(1, 'ready\\n'); setInterval(() => {}, 1000)`),
+    ])
     process.kill(child.pid, signal)
     const [code, sig] = await exited(child)
     assert.deepEqual([code, sig], [1, null])

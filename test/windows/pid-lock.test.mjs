@@ -9,7 +9,8 @@ import { exited, node, scratch, script, startReady } from './helpers.mjs'
 
 const dir = scratch()
 const holder = (lock) => `const lock = eg.acquirePidLockSync(${JSON.stringify(lock)}); fs.writeSync(1, 'ready\\n'); setInterval(() => {}, 1000)`
-const taker = (lock) => `try { const l = eg.acquirePidLockSync(${JSON.stringify(lock)}); console.log(JSON.stringify({ won: true, from: l.tookOverFrom?.pid ?? null })) } catch (e) { console.log(JSON.stringify({ won: false, code: e.code })) }`
+const taker = (lock) =>
+  `try { const l = eg.acquirePidLockSync(${JSON.stringify(lock)}); console.log(JSON.stringify({ won: true, from: l.tookOverFrom?.pid ?? null })) } catch (e) { console.log(JSON.stringify({ won: false, code: e.code })) }`
 const record = (lock) => JSON.parse(readFileSync(lock, 'utf8').split('\n')[1])
 
 test('acquire writes a record with the PID and the pipe; release removes it', () => {
@@ -95,20 +96,27 @@ test('six racers for one stale lock: exactly one wins', async () => {
   const { spawn } = await import('node:child_process')
   const go = String(Date.now() + 4000)
   const children = []
-  const runs = Array.from({ length: 6 }, () => new Promise((resolve) => {
-    const c = spawn(process.execPath, [racer, go], { stdio: ['ignore', 'pipe', 'inherit'] })
-    children.push(c)
-    let out = ''
-    c.stdout.on('data', (d) => {
-      out += d
-      if (out.includes('\n')) resolve(JSON.parse(out))
-    })
-  }))
+  const runs = Array.from(
+    { length: 6 },
+    () =>
+      new Promise((resolve) => {
+        const c = spawn(process.execPath, [racer, go], { stdio: ['ignore', 'pipe', 'inherit'] })
+        children.push(c)
+        let out = ''
+        c.stdout.on('data', (d) => {
+          out += d
+          if (out.includes('\n')) resolve(JSON.parse(out))
+        })
+      }),
+  )
   const results = await Promise.all(runs)
   for (const c of children) c.kill()
   await Promise.all(children.map(exited))
   assert.equal(results.filter((r) => r.won).length, 1, JSON.stringify(results))
-  assert.ok(results.every((r) => r.won || r.code === 'ELOCKED'), JSON.stringify(results))
+  assert.ok(
+    results.every((r) => r.won || r.code === 'ELOCKED'),
+    JSON.stringify(results),
+  )
 })
 
 // Wine's rename, like NTFS's without POSIX semantics, refuses to replace a file that is open
@@ -132,7 +140,10 @@ test('a takeover blocked by a reader holding the dead lock open: typed error, no
   } finally {
     closeSync(reader)
   }
-  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('g.pid.break.') || (n.startsWith('.g.pid.') && n.endsWith('.new'))), [])
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.startsWith('g.pid.break.') || (n.startsWith('.g.pid.') && n.endsWith('.new'))),
+    [],
+  )
   t.diagnostic(blocked ? 'rename over the open file was refused (EPERM), as on NTFS without POSIX rename' : 'rename replaced the open file')
   if (blocked) {
     const l = eg.acquirePidLockSync(lock)

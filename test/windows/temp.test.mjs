@@ -31,12 +31,18 @@ test('a non-empty temp dir is removed on remove(), read-only files and all', () 
 })
 
 test('a non-empty temp dir and a temp file are removed at process exit', () => {
-  const r = node([script(dir, 'exit-temp.mjs', `
+  const r = node([
+    script(
+      dir,
+      'exit-temp.mjs',
+      `
 const d = eg.tempDirSync({ dir: ${JSON.stringify(dir)}, prefix: 'atexit-' })
 fs.mkdirSync(d.path + '/x/y', { recursive: true }); fs.writeFileSync(d.path + '/x/y/z.txt', 'z')
 const f = eg.tempFileSync({ dir: ${JSON.stringify(dir)}, prefix: 'atexit-' })
 console.log(JSON.stringify([d.path, f.path]))
-process.exit(0)`)])
+process.exit(0)`,
+    ),
+  ])
   assert.equal(r.status, 0, r.stderr)
   const [d, f] = JSON.parse(r.stdout)
   assert.equal(existsSync(d), false, r.stderr)
@@ -54,18 +60,27 @@ test('what exitguard did not create is left alone: a dir put in its place', () =
   assert.equal(existsSync(join(path + '.moved')), true)
 })
 
-test('a killed owner\'s non-empty temp dir is reaped', async () => {
-  const child = await startReady([script(dir, 'reaped.mjs', `
+test("a killed owner's non-empty temp dir is reaped", async () => {
+  const child = await startReady([
+    script(
+      dir,
+      'reaped.mjs',
+      `
 const d = eg.tempDirSync({ dir: ${JSON.stringify(dir)}, prefix: 'orphan-' })
 fs.mkdirSync(d.path + '/x'); fs.writeFileSync(d.path + '/x/y.txt', 'y')
-fs.writeSync(1, d.path + '\\nready\\n'); setInterval(() => {}, 1000)`)])
+fs.writeSync(1, d.path + '\\nready\\n'); setInterval(() => {}, 1000)`,
+    ),
+  ])
   const path = child.output().out.split(/\r?\n/)[0]
   assert.deepEqual(eg.reapOrphans({ dir, prefix: 'orphan-' }), [], 'alive: not reaped')
   process.kill(child.pid)
   await exited(child)
   assert.equal(existsSync(path), true)
   const reaped = eg.reapOrphans({ dir, prefix: 'orphan-' })
-  assert.deepEqual(reaped.map((e) => [e.path, e.kind]), [[path, 'dir']])
+  assert.deepEqual(
+    reaped.map((e) => [e.path, e.kind]),
+    [[path, 'dir']],
+  )
   assert.equal(existsSync(path), false)
 })
 
@@ -78,7 +93,10 @@ test('a junction or symlink inside is removed, never followed', (t) => {
   writeFileSync(join(outside, 'keep.txt'), 'keep')
   const d = eg.tempDirSync({ dir })
   let made = 0
-  for (const [name, type] of [['junction', 'junction'], ['dirlink', 'dir']]) {
+  for (const [name, type] of [
+    ['junction', 'junction'],
+    ['dirlink', 'dir'],
+  ]) {
     try {
       symlinkSync(outside, join(d.path, name), type)
       if (lstatSync(join(d.path, name)).isSymbolicLink()) made++
