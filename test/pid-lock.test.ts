@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -373,6 +373,25 @@ describe('bad input at the lock path', () => {
       const r = spawnSync(process.execPath, [script, 'try', path, '{"sync":true}'], { ...(copy ? NOBODY : {}), cwd: copy?.root ?? root, encoding: 'utf8' })
       expect(r.stderr).toBe('')
       expect(JSON.parse(r.stdout.trim())).toMatchObject({ ok: false, code: 'EACCES', message: expect.stringContaining(`${path}: permission denied`) })
+    } finally {
+      copy?.cleanup()
+    }
+  })
+
+  it('a release that fails leaves the lock (and a temp file) held and registered; the exit drop removes them once it can', async (ctx) => {
+    // Made read-only by its owner, the directory refuses the unlink; root would not be refused.
+    const copy = process.getuid?.() === 0 ? nobodyCopy() : null
+    if (copy?.skip !== undefined) return ctx.skip(copy.skip)
+    const dir = join(tmp.dir, 'owned')
+    mkdirSync(dir)
+    if (copy) chownSync(dir, NOBODY.uid, NOBODY.gid)
+    chmodSync(tmp.dir, 0o755)
+    try {
+      const script = join(copy?.fixtures ?? fixtures, 'release-fails.mjs')
+      const r = spawnSync(process.execPath, [script, dir], { ...(copy ? NOBODY : {}), cwd: copy?.root ?? root, encoding: 'utf8' })
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' })
+      expect(JSON.parse(r.stdout.trim())).toEqual({ lock: { code: 'EACCES', released: false }, temp: { code: 'EACCES', released: false }, registered: 2 })
+      expect(readdirSync(dir)).toEqual([])
     } finally {
       copy?.cleanup()
     }
