@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { acquireFileLock, acquireFileLockSync, registered, FileLock, FileLockHeldError, LockHeldError, LockTimeoutError, type LockCompromisedError } from '../src/index.js'
-import { fixtures, makeTempDir, runNode, startNode } from './helpers/child.js'
+import { fixtures, HOLDER_EXITS, makeTempDir, runNode, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let resource: string
@@ -191,13 +191,7 @@ describe('waiting', () => {
 })
 
 describe('every exit path of the holder removes the lock directory', () => {
-  for (const [how, code] of [
-    ['natural', 0],
-    ['exit0', 0],
-    ['exit3', 3],
-    ['uncaught', 1],
-    ['rejection', 1],
-  ] as const) {
+  for (const [how, code] of HOLDER_EXITS) {
     it(`${how}: exit code ${code}`, async () => {
       const r = await runNode(child, ['hold', resource, '{}', how])
       expect({ code: r.code, signal: r.signal }).toEqual({ code, signal: null })

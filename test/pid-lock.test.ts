@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { acquirePidLock, acquirePidLockSync, readPidLock, reapPidLock, registered, LockHeldError, type LockCompromisedError } from '../src/index.js'
-import { deadPid, fixtures, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
+import { deadPid, fixtures, HOLDER_EXITS, makeTempDir, root, runNode, startCommand, startNode } from './helpers/child.js'
 import { NOBODY, nobodyCopy } from './helpers/as-nobody.js'
 
 let tmp: ReturnType<typeof makeTempDir>
@@ -157,13 +157,7 @@ describe('a second instance', () => {
 })
 
 describe('every exit path of the holder leaves no lock file', () => {
-  for (const [how, code] of [
-    ['natural', 0],
-    ['exit0', 0],
-    ['exit3', 3],
-    ['uncaught', 1],
-    ['rejection', 1],
-  ] as const) {
+  for (const [how, code] of HOLDER_EXITS) {
     it(`${how}: exit code ${code}`, async () => {
       const r = await runNode(child, ['hold', lockPath, '{}', how])
       expect({ code: r.code, signal: r.signal }).toEqual({ code, signal: null })

@@ -7,6 +7,15 @@ import { fileURLToPath } from 'node:url'
 export const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url))
 export const root = fileURLToPath(new URL('../../', import.meta.url))
 
+/** How a lock holder fixture's `hold` ends, and the exit code each gives. */
+export const HOLDER_EXITS = [
+  ['natural', 0],
+  ['exit0', 0],
+  ['exit3', 3],
+  ['uncaught', 1],
+  ['rejection', 1],
+] as const
+
 export interface ChildResult {
   code: number | null
   signal: NodeJS.Signals | null
