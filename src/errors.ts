@@ -1,4 +1,7 @@
-import { describeOwner, onThisMachine, selfIdentity, type LockOwner } from './owner.js'
+import { describeOwner } from './owner/describe.js'
+import { onThisMachine } from './owner/judge.js'
+import { selfIdentity } from './owner/self.js'
+import type { LockOwner } from './owner/identity.js'
 
 /**
  * The codes exitguard gives its own errors.

@@ -15,7 +15,8 @@ export {
   type ExitOptions,
 } from './exit/registry.js'
 export { LockHeldError, LockTimeoutError, LockCompromisedError } from './errors.js'
-export { describeOwner, type LockOwner, type ProcessIdentity } from './owner.js'
+export { describeOwner } from './owner/describe.js'
+export type { LockOwner, ProcessIdentity } from './owner/identity.js'
 export {
   acquirePidLock,
   acquirePidLockSync,

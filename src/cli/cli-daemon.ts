@@ -1,7 +1,7 @@
 import { posixOnly } from '../daemon/posix-only.js'
 import { resolve } from 'node:path'
 import { ExitguardError, LockHeldError } from '../errors.js'
-import { describeOwner } from '../owner.js'
+import { describeOwner } from '../owner/describe.js'
 import { DaemonStartError, startDaemon } from '../daemon/start.js'
 import { STOP_TIMEOUT, signalNumber, stopHolder } from '../daemon/stop.js'
 import { waitForRelease } from '../daemon/wait.js'

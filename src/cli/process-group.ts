@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
-import { readStartTime } from '../owner.js'
+import { readStartTime } from '../owner/start-time.js'
 import { isExitedState, statFields } from '../internal/proc-stat.js'
 
 /**

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
-import { describeOwner, type LockOwner } from '../owner.js'
+import { describeOwner } from '../owner/describe.js'
+import type { LockOwner } from '../owner/identity.js'
 import { judgeSnapshot, readSnapshot, UNREADABLE_GRACE } from '../locks/lock-record.js'
 import { recordDistrust } from '../locks/record-trust.js'
 

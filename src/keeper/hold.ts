@@ -1,6 +1,6 @@
 import { lstatSync } from 'node:fs'
 import { exitRegistry } from '../exit/registry.js'
-import { startTimeAsSeen } from '../owner.js'
+import { startTimeAsSeen } from '../owner/start-time.js'
 import { Keeper } from './keeper.js'
 import { commandLine, lockLine, tempLine } from './keeper-lines.js'
 

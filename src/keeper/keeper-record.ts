@@ -1,4 +1,7 @@
-import { localPid, readBootId, runsAs, type LockOwner } from '../owner.js'
+import { localPid } from '../owner/namespace.js'
+import { readBootId } from '../owner/self.js'
+import { runsAs } from '../owner/runs-as.js'
+import type { LockOwner } from '../owner/identity.js'
 
 /**
  * The keeper in a PID lock record: `"keeper":{"pid":N,"startTime":"…"}`, one optional field of

@@ -1,5 +1,5 @@
 import { readFileSync, readlinkSync } from 'node:fs'
-import { readStartTime } from '../owner.js'
+import { readStartTime } from '../owner/start-time.js'
 import { statFields } from '../internal/proc-stat.js'
 
 /** What the keeper watches: this thread (Linux) or this process (elsewhere). */

@@ -1,5 +1,5 @@
 import { ExitguardError, type ExitguardErrorCode } from '../errors.js'
-import type { LockOwner } from '../owner.js'
+import type { LockOwner } from '../owner/identity.js'
 
 /**
  * Why `messageHolder` got no reply. `code`:

@@ -1,6 +1,8 @@
 import { crypto } from '../builtins.js'
 import { invalidArgType, invalidArgValue } from '../errors.js'
-import { readBootId, readStartTime, selfIdentity, type ProcessIdentity } from '../owner.js'
+import { readBootId, selfIdentity } from '../owner/self.js'
+import { readStartTime } from '../owner/start-time.js'
+import type { ProcessIdentity } from '../owner/identity.js'
 
 // A temp name carries what the next run needs to judge its owner, so a crashed
 // run's leftovers can be reaped without any side file:
