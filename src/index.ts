@@ -29,7 +29,7 @@ export {
   type PidLockFree,
   type PidLockTaken,
 } from './locks/pid-lock.js'
-export { messageHolder, type MessageHolderOptions } from './messaging/message-holder.js'
+export { messageHolder, type MessageHolderOptions } from './daemon/message-holder.js'
 export { MessageError } from './messaging/message-error.js'
 export type { MessageHandler, MessageSender, ListenOptions } from './messaging/listener.js'
 export {

@@ -497,7 +497,7 @@ describe('bad arguments', () => {
 describe('documented defaults', () => {
   it('docs/messaging.md and the help state the defaults and exit codes the code uses', async () => {
     const { listenDefaults } = await import('../src/messaging/listener.js')
-    const { sendDefaults } = await import('../src/messaging/message-holder.js')
+    const { sendDefaults } = await import('../src/daemon/message-holder.js')
     const { SEND_EX, SEND_HELP } = await import('../src/cli/cli-send.js')
     const doc = readFileSync(join(root, 'docs', 'messaging.md'), 'utf8')
     expect(listenDefaults).toEqual({ maxBytes: 1048576, maxConnections: 64, maxPending: 1024, timeout: 10000 })

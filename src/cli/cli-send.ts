@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EX, type CliIo } from './cli-common.js'
-import { messageHolder } from '../messaging/message-holder.js'
+import { messageHolder } from '../daemon/message-holder.js'
 import { MessageError } from '../messaging/message-error.js'
 
 /** Exit codes of `exitguard send` beyond the shared ones (sysexits(3) where one fits). */
