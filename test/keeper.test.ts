@@ -819,6 +819,22 @@ describe.skipIf(!linux)('staying out of the owner’s way', () => {
   })
 })
 
+describe.runIf(linux)('a guard that still matches when released (handed over, kept) at exit', () => {
+  for (const how of ['exit', 'signal'] as const) {
+    it(`${how === 'exit' ? 'process.exit()' : 'SIGTERM'}: the keeper hears of it before the process ends, and leaves it`, async () => {
+      const holder = track(startNode(join(fixtures, 'keeper-kept-at-exit.mjs'), [dir, how]))
+      await holder.waitFor('ready')
+      const { keeper } = JSON.parse(holder.stdout().split('\n')[0]!) as { keeper: number }
+      expect(keeper).toBeGreaterThan(0)
+      await holder.done
+      // The keeper ends once it has released whatever it still held: nothing, if it was told.
+      expect(await eventually(() => !running(keeper))).toBe(true)
+      const left = readdirSync(dir)
+      expect({ lock: left.includes('app.pid'), kept: left.filter((n) => n !== 'app.pid').length }).toEqual({ lock: true, kept: 1 })
+    })
+  }
+})
+
 describe('the keeper option', () => {
   it('is off in the main thread and on in a worker by default; EXITGUARD_KEEPER and configure() change it', async () => {
     const script = `

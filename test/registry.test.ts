@@ -150,6 +150,16 @@ describe('other listeners and other processes', () => {
     })
   }
 
+  for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
+    it(`with signal-exit v3 loaded, ${signal} under its other name is no second signal: async cleanup finishes`, async () => {
+      const child = startNode(join(fixtures, 'alias-in-cleanup.mjs'), [tmp.dir])
+      await child.waitFor('ready')
+      child.child.kill(signal)
+      const r = await child.done
+      expect({ signal: r.signal, stdout: r.stdout, stderr: r.stderr }).toEqual({ signal, stdout: 'ready\nasync end\n', stderr: '' })
+    })
+  }
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`with signal-exit v3 loaded (plain proper-lockfile) and the loop emptied by cleanup, still dies by ${signal}`, async () => {
       const resource = join(tmp.dir, 'resource')

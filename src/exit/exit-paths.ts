@@ -68,7 +68,7 @@ function onSignal(runner: ExitRunner, registry: ExitRegistry, signal: NodeJS.Sig
   // Who listens now: signal-exit v4 has unloaded itself, so only signal-exit v3's listeners
   // (proper-lockfile) are left; they must see the re-raise to run their own cleanup.
   const before = new Set(process.listeners(signal))
-  const unhook = hookDuringCleanup(runner)
+  const unhook = hookDuringCleanup(runner, signal)
   void runner.runGraceful(`signal ${signal}`).then(() => {
     unhook()
     reRaise(signal, before)
@@ -82,8 +82,17 @@ function onSignal(runner: ExitRunner, registry: ExitRegistry, signal: NodeJS.Sig
  * proper-lockfile) stand aside instead of killing us now. signal-exit has unloaded itself, so a
  * handler's process.exit() is seen here too: the rest then runs synchronously. Returns the undo.
  */
-function hookDuringCleanup(runner: ExitRunner): () => void {
-  const again = (sig: NodeJS.Signals) => runner.stopGraceful(`a second signal (${sig}) arrived`)
+function hookDuringCleanup(runner: ExitRunner, signal: NodeJS.Signals): () => void {
+  // This very signal, emitted again under its other name (SIGIOT for SIGABRT) where a listener
+  // keeps that name's watcher (signal-exit v3), comes in this turn of the loop: it is no second one.
+  let sameDelivery = true
+  setImmediate(() => {
+    sameDelivery = false
+  })
+  const again = (sig: NodeJS.Signals) => {
+    if (sameDelivery && osConstants.signals[sig] === osConstants.signals[signal]) return
+    runner.stopGraceful(`a second signal (${sig}) arrived`)
+  }
   const onExitEvent = () => runner.runSync('process.exit() during cleanup')
   for (const sig of signals) process.on(sig, again)
   process.once('exit', onExitEvent)

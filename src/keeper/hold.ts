@@ -36,11 +36,15 @@ export class KeeperHold {
     return ` (its keeper, PID ${this.keeper.pid}, releases it if this ${this.keeper.scope} is killed)`
   }
 
-  /** The owner released it (or kept it): the keeper must forget it. */
-  release(): void {
+  /**
+   * The owner released it (or kept it): the keeper must forget it. `now`: the entry still matches
+   * what the keeper would release (a kept temp file, a lock handed over), so the keeper must hear
+   * of it before this process can end, not lazily (see `Keeper.drop`).
+   */
+  release(now = false): void {
     if (!this.#held) return
     this.#held = false
-    this.keeper.drop(this.id)
+    this.keeper.drop(this.id, now)
   }
 }
 

@@ -45,7 +45,9 @@ export class Keeper {
     // Lines are written with writeSync on the descriptor: each is in the kernel before a guard
     // returns, so a SIGKILL right after still finds it.
     this.#handle = handle
-    // The exit paths release guards in exitguard's own 'exit' listener, added before this one.
+    // What is still pending at exit. A release after this listener (signal-exit runs exitguard's
+    // handlers after every 'exit' listener) or on a signal's re-raise is never written: harmless
+    // for an entry that no longer matches, and one that still does is written at once (`drop`).
     process.once('exit', () => this.flush())
   }
 
@@ -99,11 +101,12 @@ export class Keeper {
    * only ever acts on what still matches (dev, ino and birth time; a lock's token; a command's
    * start time), and what the owner released no longer does.
    */
-  drop(id: number): void {
+  drop(id: number, now = false): void {
     if (!this.#alive) return
     debug('keeper %d: -%d', this.pid, id)
     this.#dropped += `-${id}\n`
-    if (this.#dropped.length > 4096) this.flush()
+    // `now`: the entry still matches (a kept file, a lock handed over), so lazily is not harmless.
+    if (now || this.#dropped.length > 4096) this.flush()
     else this.#flushSoon ??= setImmediate(() => this.flush()).unref()
   }
 

@@ -225,7 +225,6 @@ export class PidLock<D = unknown> extends LockGuard {
 
   /** @internal A removal that fails keeps the descriptor (it pins the inode the retry checks). */
   protected removeHeld(): void {
-    watchdog.delete(this)
     const lost = this.compromised ? null : this.#lostBecause()
     if (lost) this.compromise(new LockCompromisedError(this.path, lost))
     // The window between this check and the unlink is the one any unlink-based lock has; it is a few µs.
@@ -236,7 +235,10 @@ export class PidLock<D = unknown> extends LockGuard {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, this.path, 'remove the lock file')
       }
     }
-    this.#keeper?.release()
+    // Not before: a removal that failed leaves the lock held, and still watched.
+    watchdog.delete(this)
+    // Handed over, the file stays ours to the keeper's eyes: it must hear of it before we end.
+    this.#keeper?.release(this.#handedOver)
     closeSync(this.#fd)
     // After the lock file: a sender that finds the socket gone then finds the lock gone too,
     // and on Windows a checker that finds the pipe gone (proof of death) finds no lock file.

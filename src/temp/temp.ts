@@ -128,6 +128,8 @@ abstract class TempGuard extends Guard<boolean> implements Disposable, AsyncDisp
         }
       }
     }
+    // Kept, it may still match what the keeper would remove (a name kept as it was): tell it now.
+    this.#keeper?.release(true)
     this.settle()
     return this.#path
   }
