@@ -388,12 +388,13 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
   for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
     it(`${signal}, a signal with two names: the lock stays until the command, busy when it came, has ended`, async () => {
       const flag = join(dir, 'go-on')
-      // Blocks its event loop until the flag exists, so the forwarded signal waits for it.
+      // Says ready and blocks its event loop in the same turn, until the flag exists: the
+      // forwarded signal, whenever it comes, can be handled only after that.
       const busy = [
         "const fs = require('fs'); const [flag, sig] = process.argv.slice(1)",
         'process.on(sig, () => { process.removeAllListeners(sig); process.kill(process.pid, sig) })',
         'console.log("ready")',
-        'setTimeout(() => { while (!fs.existsSync(flag)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10) })',
+        'while (!fs.existsSync(flag)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)',
         'setInterval(() => {}, 1000)',
       ].join('\n')
       const run = start(['run', '--lock', lock, '--', process.execPath, '-e', busy, flag, signal], { NODE_DEBUG: 'exitguard' })
