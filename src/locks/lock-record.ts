@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, constants, type Stats } from 'node:fs'
 import { basename } from 'node:path'
-import { randomToken } from '../internal/random-token.js'
+import { randomToken } from '../internal/random-bytes.js'
 import { ExitguardError, fsError, invalidArgValue } from '../errors.js'
 import { inInitialPidNamespace, localPid } from '../owner/namespace.js'
 import { judgeOwner, onThisMachine } from '../owner/judge.js'

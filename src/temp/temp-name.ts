@@ -1,5 +1,6 @@
 import { crypto } from '../builtins.js'
 import { invalidArgType, invalidArgValue } from '../errors.js'
+import { randomBytes } from '../internal/random-bytes.js'
 import { readBootId, selfIdentity } from '../owner/self.js'
 import { readStartTime } from '../owner/start-time.js'
 import type { ProcessIdentity } from '../owner/identity.js'
@@ -14,7 +15,7 @@ import type { ProcessIdentity } from '../owner/identity.js'
 // pid:    decimal, for people reading `ls`.
 // start:  Linux start time in clock ticks, base 36; elsewhere 'h' + 8 hex of a hash; 'x' if unknown.
 // boot:   8 hex of sha256(boot id); 'x' if unknown.
-// random: 16 chars of base32 from crypto (80 bits): names can't be guessed.
+// random: 16 chars of base32 (80 bits, internal/random-bytes.ts): names can't be guessed.
 
 const MARKER = 'exitguard-'
 const RANDOM_LENGTH = 16
@@ -96,18 +97,10 @@ function ownerPart(): string {
 }
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
-// One randomBytes call per 256 names instead of one per name: 100,000 names stay cheap.
-let pool = Buffer.alloc(0)
-let poolAt = 0
-
 function randomPart(): string {
-  if (poolAt + RANDOM_LENGTH > pool.length) {
-    pool = crypto().randomBytes(RANDOM_LENGTH * 256)
-    poolAt = 0
-  }
+  const bytes = randomBytes(RANDOM_LENGTH)
   let out = ''
-  for (let i = 0; i < RANDOM_LENGTH; i++) out += BASE32[pool[poolAt++]! & 31]
-  // Used bytes are never handed out twice; a forked child has a fresh module state anyway (new process, new import).
+  for (let i = 0; i < RANDOM_LENGTH; i++) out += BASE32[bytes[i]! & 31]
   return out
 }
 
