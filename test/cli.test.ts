@@ -5,9 +5,9 @@ import { constants as osConstants, hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { forwardedSignals } from '../src/cli/cli-signals.js'
-import { deadPid, fixtures, makeTempDir, root, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
+import { deadPid, fixtures, makeTempDir, root, SIGNALS_WITH_TWO_NAMES, startCommand, startNode, type ChildResult, type RunningChild } from './helpers/child.js'
 import { makeConsumer, pack } from './helpers/consumer.js'
-import { endStarted, processStarted, type Started } from './helpers/keepers.js'
+import { endStarted, eventually, processStarted, type Started } from './helpers/keepers.js'
 
 const bin = join(root, 'dist/exitguard.cjs')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> }
@@ -67,11 +67,6 @@ async function waiting(path: string, timeout = 20_000): Promise<void> {
     // 1 ms, not setImmediate: several waits at once must not starve the children of CPU.
     await new Promise((r) => setTimeout(r, 1))
   }
-}
-
-/** Resolves once `ready()` holds, looking every 5 ms; bounded by the test's own timeout. */
-async function until(ready: () => boolean): Promise<void> {
-  while (!ready()) await new Promise((r) => setTimeout(r, 5))
 }
 
 describe('help, version and usage errors', () => {
@@ -385,7 +380,7 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
   // Node emits SIGABRT under the name SIGIOT as well (SIGIO as SIGPOLL), and signal-exit listens
   // under both: the exit hooks released the lock on SIGIOT while the command still ran. Seen as
   // the race above failing under load (B started before A's command had ended).
-  for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
+  for (const { signal, other } of SIGNALS_WITH_TWO_NAMES) {
     it(`${signal}, a signal with two names: the lock stays until the command, busy when it came, has ended`, async () => {
       const flag = join(dir, 'go-on')
       // Says ready and blocks its event loop in the same turn, until the flag exists: the
@@ -402,8 +397,7 @@ describe('exitguard run: every signal that would end the wrapper ends the comman
       run.child.kill(signal)
       // The wrapper's exit hooks have seen the signal under its other name and are done with it
       // (debuglog's lines): they stood aside, or (the defect) released and re-raised it.
-      const other = Object.keys(osConstants.signals).find((name) => name !== signal && osConstants.signals[name as NodeJS.Signals] === osConstants.signals[signal])!
-      await until(() => run.stderr().includes(`signal ${other}: the app listens for it under another name; standing aside`) || run.stderr().includes(`re-raising ${other}`))
+      expect(await eventually(() => run.stderr().includes(`signal ${other}: the app listens for it under another name; standing aside`) || run.stderr().includes(`re-raising ${other}`))).toBe(true)
       const heldWhileBusy = existsSync(lock)
       writeFileSync(flag, '')
       const end = await run.done

@@ -1,9 +1,8 @@
 import { readFileSync, existsSync } from 'node:fs'
-import { constants as osConstants } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { onExit, unregister, registered, configure, ExitguardError } from '../src/index.js'
-import { fixtures, makeTempDir, root, runNode, startNode } from './helpers/child.js'
+import { fixtures, makeTempDir, root, runNode, SIGNALS_WITH_TWO_NAMES, startNode } from './helpers/child.js'
 
 let tmp: ReturnType<typeof makeTempDir>
 let log: string
@@ -139,7 +138,7 @@ describe('other listeners and other processes', () => {
 
   // Node emits SIGABRT under the name SIGIOT too (SIGIO as SIGPOLL), and signal-exit listens under
   // both: the app's SIGABRT listener must make it stand aside for SIGIOT as well.
-  for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
+  for (const { signal } of SIGNALS_WITH_TWO_NAMES) {
     it(`stands aside when the app listens for ${signal}, a signal with another name`, async () => {
       const child = startNode(exitPath, [log, 'signal', `own=${signal}`])
       await child.waitFor('ready')
@@ -150,7 +149,7 @@ describe('other listeners and other processes', () => {
     })
   }
 
-  for (const signal of (['SIGABRT', 'SIGIO'] as const).filter((s) => Object.entries(osConstants.signals).some(([name, n]) => name !== s && n === osConstants.signals[s]))) {
+  for (const { signal } of SIGNALS_WITH_TWO_NAMES) {
     it(`with signal-exit v3 loaded, ${signal} under its other name is no second signal: async cleanup finishes`, async () => {
       const child = startNode(join(fixtures, 'alias-in-cleanup.mjs'), [tmp.dir])
       await child.waitFor('ready')

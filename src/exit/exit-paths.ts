@@ -5,7 +5,7 @@ import { signals } from 'signal-exit/signals'
 import type { ExitRegistry } from './registry.js'
 import { ExitRunner } from './exit-runner.js'
 import { requireLazily } from '../require-lazily.cjs'
-import { appListensUnderAnotherName } from './signal-names.js'
+import { appListensUnderAnotherName, sameSignal } from './signal-names.js'
 
 export { ExitRunner }
 
@@ -90,7 +90,7 @@ function hookDuringCleanup(runner: ExitRunner, signal: NodeJS.Signals): () => vo
     sameDelivery = false
   })
   const again = (sig: NodeJS.Signals) => {
-    if (sameDelivery && osConstants.signals[sig] === osConstants.signals[signal]) return
+    if (sameDelivery && sameSignal(sig, signal)) return
     runner.stopGraceful(`a second signal (${sig}) arrived`)
   }
   const onExitEvent = () => runner.runSync('process.exit() during cleanup')

@@ -11,10 +11,14 @@ import { constants } from 'node:os'
  * of signal-exit v3 (proper-lockfile's), one per name each, as its own check counts them.
  */
 export function appListensUnderAnotherName(signal: string, names: readonly string[]): boolean {
-  const number = (constants.signals as Record<string, number | undefined>)[signal]
-  if (number === undefined) return false
   const v4 = (globalThis as { [key: symbol]: { count?: unknown } | undefined })[Symbol.for('signal-exit emitter')]?.count
   const v3 = (process as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__?.count
   const theirs = (typeof v4 === 'number' ? v4 : 0) + (typeof v3 === 'number' ? v3 : 0)
-  return names.some((name) => name !== signal && (constants.signals as Record<string, number | undefined>)[name] === number && process.listenerCount(name) > theirs)
+  return names.some((name) => name !== signal && sameSignal(name, signal) && process.listenerCount(name) > theirs)
+}
+
+/** Whether two names are one signal (SIGIOT and SIGABRT on Linux); false for a name this OS lacks. */
+export function sameSignal(a: string, b: string): boolean {
+  const number = (name: string) => (constants.signals as Record<string, number | undefined>)[name]
+  return number(a) !== undefined && number(a) === number(b)
 }

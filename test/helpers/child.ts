@@ -1,11 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, realpathSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { constants as osConstants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url))
 export const root = fileURLToPath(new URL('../../', import.meta.url))
+
+/** SIGABRT and SIGIO where this OS gives each a second name (SIGIOT, SIGPOLL), each with that name. */
+export const SIGNALS_WITH_TWO_NAMES = (['SIGABRT', 'SIGIO'] as const).flatMap((signal) => {
+  const other = Object.keys(osConstants.signals).find((name) => name !== signal && osConstants.signals[name as NodeJS.Signals] === osConstants.signals[signal])
+  return other ? [{ signal, other }] : []
+})
 
 /** How a lock holder fixture's `hold` ends, and the exit code each gives. */
 export const HOLDER_EXITS = [
